@@ -1,0 +1,58 @@
+// Package counts is the Redis representation of a like count: an exact base
+// published by the consumer plus a speculative tail written by the sidecars.
+//
+// # Keys
+//
+//	likes:t:<post>:<bucket>:<shard>   tail counter (INCRBY by sidecars), TTL Config.TailTTL
+//	likes:b:<post>                    base: "<version> <watermark> <count>", TTL Config.BaseTTL
+//	likes:epoch                       sentinel; its absence means Redis lost its data
+//
+// No key contains a hash tag ("{...}"), so a post's K shard keys of a bucket
+// hash to different Redis Cluster slots and no single key receives more than
+// about 1/K of a hot post's counter writes.
+//
+// # The count
+//
+// A bucket is a slot of wall-clock time (Config.Bucket wide, 1 s by default),
+// numbered by Unix time divided by the width. Every like event carries the
+// bucket its sidecar chose when it batched the event; the sidecar's INCRBY for
+// that event goes to a tail key of the same bucket (one shard of K, rotating
+// per window).
+//
+// The consumer keeps, in the database, the exact count of like rows of each
+// post and the net effect of consumed events per (post, bucket) for recent
+// buckets. For a watermark W it publishes
+//
+//	base(W) = count − Σ effects of consumed events whose bucket > W
+//
+// that is, exactly the effects of the consumed events whose bucket is at or
+// below W, together with W, in one guarded write (see [Publish]). A read is
+//
+//	count = base + Σ tail keys with bucket in (W, now+1]
+//
+// Proof sketch of convergence. Each consumed event's effect is in the base if
+// its bucket ≤ W and otherwise nowhere in the base; each acknowledged event's
+// speculative increment is in the tail key of its own bucket, which the read
+// includes only if the bucket is > W. So for buckets ≤ W the read holds
+// exactly the database's effects, and only buckets > W are speculative. The
+// consumer republishes each post until W has passed every bucket it consumed
+// for it (W advances with the consumer's clock: now − lateness), after which
+// the read equals base = count = the number of rows. Lost, duplicated or late
+// INCRBYs, events that changed nothing in the database (a duplicate like
+// through two sidecars) and lost Redis data only disturb buckets > W, which
+// age out. Nothing depends on W being the same in two publications: every
+// publication is a consistent (base, W) pair from one database snapshot.
+//
+// # Guarded publication
+//
+// Several writers can publish a post's base: its owning consumer, a consumer
+// that lost the partition in a rebalance, and sidecars re-seeding after Redis
+// lost data. Each publication carries the post's row version from the
+// database (incremented by every consumer transaction that touches the post);
+// Redis keeps a publication only if its version is newer, or equal with a
+// watermark at least as new. So an older snapshot never overwrites a newer one.
+//
+// # Concurrency
+//
+// All functions are safe for concurrent use; state lives in Redis.
+package counts

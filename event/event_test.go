@@ -1,0 +1,75 @@
+package event
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	in := Event{ID: "s1-7", Op: Unlike, PostID: 42, UserID: 1<<63 - 1, TS: 1764230400123, Bucket: 1764230400, Sidecar: "s1"}
+	out, err := Decode(AppendJSON(nil, &in))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if out != in {
+		t.Fatalf("got %+v, want %+v", out, in)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	cases := map[string]struct {
+		in   string
+		want error
+	}{
+		"not json":       {`nope`, ErrMalformed},
+		"no version":     {`{"op":"like","post":1,"user":1,"bucket":1}`, ErrMalformed},
+		"future version": {`{"v":2,"op":"like","post":1,"user":1,"bucket":1}`, ErrVersion},
+		"unknown op":     {`{"v":1,"op":"love","post":1,"user":1,"bucket":1}`, ErrMalformed},
+		"zero post":      {`{"v":1,"op":"like","post":0,"user":1,"bucket":1}`, ErrMalformed},
+		"negative user":  {`{"v":1,"op":"like","post":1,"user":-1,"bucket":1}`, ErrMalformed},
+		"string post":    {`{"v":1,"op":"like","post":"1","user":1,"bucket":1}`, ErrMalformed},
+		"overflowing id": {`{"v":1,"op":"like","post":9223372036854775808,"user":1,"bucket":1}`, ErrMalformed},
+		"missing bucket": {`{"v":1,"op":"like","post":1,"user":1}`, ErrMalformed},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Decode([]byte(c.in))
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestAppendJSONDoesNotAllocate(t *testing.T) {
+	e := Event{ID: "s1-7", Op: Like, PostID: 42, UserID: 891, TS: 1, Bucket: 1, Sidecar: "s1"}
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendJSON(buf[:0], &e) }); n != 0 {
+		t.Fatalf("got %v allocs, want 0", n)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"v":1,"id":"s1-42","op":"like","post":42,"user":891,"ts":1764230400123,"bucket":1764230400,"sidecar":"s1"}`))
+	f.Add([]byte(`{"v":1,"op":"unlike","post":1,"user":2,"bucket":0}`))
+	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if e.PostID <= 0 || e.UserID <= 0 || e.Bucket < 0 || (e.Op != Like && e.Op != Unlike) {
+			t.Fatalf("accepted invalid event %+v", e)
+		}
+	})
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := Event{ID: "sidecar-1-123456", Op: Like, PostID: 42, UserID: 891, TS: 1764230400123, Bucket: 1764230400, Sidecar: "sidecar-1"}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendJSON(buf[:0], &e)
+	}
+}
