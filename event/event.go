@@ -67,7 +67,8 @@ func (o Op) Delta() int64 {
 
 // Event is one accepted like or unlike.
 type Event struct {
-	ID      string // unique event id, "<sidecar>-<seq>"
+	ID      string // unique event id, "<sidecar>-<seq>"; when empty, AppendJSON writes Sidecar-Seq
+	Seq     uint64 // per-sidecar sequence number (used only when ID is empty)
 	Op      Op
 	PostID  int64
 	UserID  int64
@@ -92,7 +93,13 @@ func Key(dst []byte, postID int64) []byte { return strconv.AppendInt(dst, postID
 // e.Sidecar need no JSON escaping (the sidecar builds them from [A-Za-z0-9._-]).
 func AppendJSON(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"v":1,"id":"`...)
-	dst = append(dst, e.ID...)
+	if e.ID != "" {
+		dst = append(dst, e.ID...)
+	} else {
+		dst = append(dst, e.Sidecar...)
+		dst = append(dst, '-')
+		dst = strconv.AppendUint(dst, e.Seq, 10)
+	}
 	dst = append(dst, `","op":"`...)
 	dst = append(dst, e.Op.String()...)
 	dst = append(dst, `","post":`...)

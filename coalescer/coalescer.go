@@ -1,0 +1,308 @@
+package coalescer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/event"
+)
+
+// Errors returned by [Coalescer.Submit].
+var (
+	// ErrOverloaded means too many events are waiting for the log; retry later.
+	ErrOverloaded = errors.New("coalescer: overloaded")
+	// ErrTimeout means the caller's deadline passed before the log acknowledged
+	// the event. The event may still reach the log (and then the database).
+	ErrTimeout = errors.New("coalescer: log did not acknowledge in time")
+	// ErrClosed means the coalescer is shutting down.
+	ErrClosed = errors.New("coalescer: closed")
+)
+
+// PublishFunc writes a batch of events to the log and sets errs[i] for each
+// event (nil when acknowledged). It must block until every event has an
+// answer or ctx ends. The eventlog Producer's Publish method is one.
+type PublishFunc func(ctx context.Context, events []event.Event, errs []error)
+
+// TailFunc adds deltas to the Redis counter tail and returns those it could
+// not apply. counts.WriteTail, bound to a client and TTL, is one.
+type TailFunc func(ctx context.Context, deltas []counts.Delta) (failed []counts.Delta, err error)
+
+// Deps are the coalescer's collaborators.
+type Deps struct {
+	Publish PublishFunc
+	Tail    TailFunc
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// OnTailError, if set, is called when a counter flush fails (for logging).
+	OnTailError func(err error, deltas int)
+	// Metrics, if set, receives flush statistics.
+	Metrics *Metrics
+}
+
+const (
+	stateWaiting int32 = iota
+	stateAcked
+	stateAbandoned
+)
+
+// chunk holds the state words of up to chunkSize events of a batch. Chunks
+// never move once allocated, so a waiter can keep a pointer into one while
+// the batch keeps growing.
+const chunkSize = 64
+
+type batch struct {
+	events []event.Event
+	chunks []*[chunkSize]int32
+	errs   []error // set by the publisher before done is closed
+	done   chan struct{}
+}
+
+func (b *batch) state(i int) *int32 { return &b.chunks[i/chunkSize][i%chunkSize] }
+
+// Coalescer batches events for the log and deltas for Redis. Create with
+// [New], stop with [Coalescer.Close]. Safe for concurrent use.
+type Coalescer struct {
+	cfg  Config
+	deps Deps
+	now  func() time.Time
+
+	mu      sync.Mutex
+	queue   []*batch // sealed and open batches, oldest first; the last may be open
+	pending int      // events in queue or in flight
+	seq     uint64
+	closed  bool
+
+	wake     chan struct{} // cap 1: the log flusher has work
+	sem      chan struct{} // publish slots
+	stop     chan struct{} // closed by Close after the log is drained
+	logDone  chan struct{} // closed when the log flusher exits
+	tailDone chan struct{} // closed when the tail flusher exits
+	inflight sync.WaitGroup
+
+	local local
+
+	shedTotal atomic.Int64
+}
+
+// New validates cfg and starts the flushers.
+func New(cfg Config, deps Deps) (*Coalescer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Publish == nil || deps.Tail == nil {
+		return nil, errors.New("coalescer: Deps.Publish and Deps.Tail are required")
+	}
+	c := &Coalescer{
+		cfg:      cfg,
+		deps:     deps,
+		now:      deps.Now,
+		wake:     make(chan struct{}, 1),
+		sem:      make(chan struct{}, cfg.MaxInflight),
+		stop:     make(chan struct{}),
+		logDone:  make(chan struct{}),
+		tailDone: make(chan struct{}),
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.local.init()
+	go c.logFlusher()
+	go c.tailFlusher()
+	return c, nil
+}
+
+// Submit records one like or unlike and blocks until the log has acknowledged
+// it (nil), the log failed (a wrapped publish error), ctx ended first
+// ([ErrTimeout]), too much is pending ([ErrOverloaded], at once), or the
+// coalescer is closed ([ErrClosed]). Only events for which Submit returns nil
+// are counted in Redis. Safe for concurrent use.
+func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64) error {
+	now := c.now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.pending >= c.cfg.MaxPending {
+		c.mu.Unlock()
+		c.shedTotal.Add(1)
+		if m := c.deps.Metrics; m != nil {
+			m.Shed.Inc()
+		}
+		return ErrOverloaded
+	}
+	var b *batch
+	if n := len(c.queue); n > 0 && len(c.queue[n-1].events) < c.cfg.MaxBatch {
+		b = c.queue[n-1]
+	} else {
+		b = &batch{done: make(chan struct{})}
+		c.queue = append(c.queue, b)
+	}
+	i := len(b.events)
+	if i%chunkSize == 0 {
+		b.chunks = append(b.chunks, new([chunkSize]int32))
+	}
+	c.seq++
+	b.events = append(b.events, event.Event{
+		Seq:     c.seq,
+		Op:      op,
+		PostID:  post,
+		UserID:  user,
+		TS:      now.UnixMilli(),
+		Bucket:  counts.BucketOf(now, c.cfg.Counts.Bucket),
+		Sidecar: c.cfg.SidecarID,
+	})
+	st := b.state(i)
+	c.pending++
+	c.mu.Unlock()
+
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		if atomic.CompareAndSwapInt32(st, stateWaiting, stateAbandoned) {
+			return fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+		}
+		<-b.done // the publisher acknowledged it first; its answer follows at once
+	}
+	if b.errs != nil && b.errs[i] != nil {
+		return b.errs[i]
+	}
+	return nil
+}
+
+// Pending returns how many events wait for the log (queued or in flight).
+func (c *Coalescer) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending
+}
+
+// Shed returns how many Submits were refused with ErrOverloaded.
+func (c *Coalescer) Shed() int64 { return c.shedTotal.Load() }
+
+// logFlusher sends the oldest batch whenever a publish slot is free.
+func (c *Coalescer) logFlusher() {
+	defer close(c.logDone)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.stop:
+			return
+		}
+		for {
+			c.sem <- struct{}{} // wait for a free slot; batches grow meanwhile
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				c.mu.Unlock()
+				<-c.sem
+				break
+			}
+			b := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			c.inflight.Add(1)
+			go c.publish(b)
+		}
+	}
+}
+
+func (c *Coalescer) publish(b *batch) {
+	defer c.inflight.Done()
+	start := c.now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
+	errs := make([]error, len(b.events))
+	c.deps.Publish(ctx, b.events, errs)
+	cancel()
+	if m := c.deps.Metrics; m != nil {
+		m.LogBatchEvents.Observe(float64(len(b.events)))
+		m.LogPublishSeconds.Observe(c.now().Sub(start).Seconds())
+	}
+	failed := false
+	sums := make(map[pb]int64, 4)
+	for i := range b.events {
+		if errs[i] != nil {
+			failed = true
+			if m := c.deps.Metrics; m != nil {
+				m.LogErrors.Inc()
+			}
+			continue
+		}
+		if atomic.CompareAndSwapInt32(b.state(i), stateWaiting, stateAcked) {
+			e := &b.events[i]
+			sums[pb{e.PostID, e.Bucket}] += e.Op.Delta()
+		}
+	}
+	c.local.addAcked(sums, c.now())
+	if failed {
+		b.errs = errs
+	}
+	close(b.done)
+	c.mu.Lock()
+	c.pending -= len(b.events)
+	c.mu.Unlock()
+	<-c.sem
+	// More may have queued while this publish ran.
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops intake (Submit returns ErrClosed), waits until every queued
+// batch has been published and every counted delta written to Redis, and
+// returns. If ctx ends first it returns an error saying how many deltas were
+// not written (they are in the log, so the consumer still counts them).
+func (c *Coalescer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	// Drain the log queue.
+	for {
+		c.mu.Lock()
+		empty := c.pending == 0
+		c.mu.Unlock()
+		if empty {
+			break
+		}
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("close coalescer: %d events still waiting for the log: %w", c.Pending(), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	c.inflight.Wait()
+	close(c.stop)
+	<-c.logDone
+	<-c.tailDone
+	// Final counter flush, retried until written or ctx ends.
+	for {
+		left, err := c.flushTail(ctx)
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("close coalescer: %d counter deltas not written to redis (the consumer still counts them): %w", left, errors.Join(err, ctx.Err()))
+		case <-time.After(c.cfg.Window):
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package coalescer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/event"
+)
+
+// fakeLog records publishes; while gate is non-nil each publish waits on it.
+type fakeLog struct {
+	mu      sync.Mutex
+	batches [][]event.Event
+	gate    chan struct{}
+	fail    error
+}
+
+func (f *fakeLog) publish(ctx context.Context, evs []event.Event, errs []error) {
+	f.mu.Lock()
+	gate, fail := f.gate, f.fail
+	f.batches = append(f.batches, append([]event.Event(nil), evs...))
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			for i := range errs {
+				errs[i] = ctx.Err()
+			}
+			return
+		}
+	}
+	for i := range errs {
+		errs[i] = fail
+	}
+}
+
+func (f *fakeLog) sizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s []int
+	for _, b := range f.batches {
+		s = append(s, len(b))
+	}
+	return s
+}
+
+// fakeTail sums what reaches "Redis" and counts writes per window.
+type fakeTail struct {
+	mu     sync.Mutex
+	sum    map[int64]int64
+	writes [][]counts.Delta
+	fail   int // fail this many calls
+}
+
+func (f *fakeTail) write(ctx context.Context, ds []counts.Delta) ([]counts.Delta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		return ds, errors.New("redis down")
+	}
+	if f.sum == nil {
+		f.sum = map[int64]int64{}
+	}
+	for _, d := range ds {
+		f.sum[d.Post] += d.N
+	}
+	f.writes = append(f.writes, append([]counts.Delta(nil), ds...))
+	return nil, nil
+}
+
+func (f *fakeTail) total(post int64) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sum[post]
+}
+
+func newTest(t *testing.T, cfg Config, l *fakeLog, tl *fakeTail) *Coalescer {
+	t.Helper()
+	c, err := New(cfg, Deps{Publish: l.publish, Tail: tl.write})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+func TestLoneLikeIsNotHeldForTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, tl := &fakeLog{}, &fakeTail{}
+		c := newTest(t, DefaultConfig(), l, tl)
+		start := time.Now()
+		if err := c.Submit(context.Background(), event.Like, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("got ack after %v, want at once", d)
+		}
+		if got := c.Close(context.Background()); got != nil {
+			t.Fatal(got)
+		}
+		if got := tl.total(1); got != 1 {
+			t.Fatalf("got tail %d, want 1", got)
+		}
+	})
+}
+
+func TestBatchesGrowUnderLoadButNotPastMaxBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.MaxBatch, cfg.MaxInflight, cfg.MaxPending = 100, 1, 10000
+		gate := make(chan struct{})
+		l, tl := &fakeLog{gate: gate}, &fakeTail{}
+		c := newTest(t, cfg, l, tl)
+		var wg sync.WaitGroup
+		const n = 1001
+		for i := range n {
+			wg.Go(func() {
+				if err := c.Submit(context.Background(), event.Like, 7, int64(i+1)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // everything queued behind the first publish
+		l.mu.Lock()
+		l.gate = nil
+		l.mu.Unlock()
+		close(gate)
+		wg.Wait()
+		sizes := l.sizes()
+		total := 0
+		for _, s := range sizes {
+			if s > cfg.MaxBatch {
+				t.Fatalf("got batch of %d, want at most %d", s, cfg.MaxBatch)
+			}
+			total += s
+		}
+		if total != n {
+			t.Fatalf("got %d events published, want %d", total, n)
+		}
+		if len(sizes) > 1+(n+cfg.MaxBatch-1)/cfg.MaxBatch {
+			t.Fatalf("got %d publishes %v, want batches to fill up", len(sizes), sizes)
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := tl.total(7); got != n {
+			t.Fatalf("got tail %d, want %d", got, n)
+		}
+	})
+}
+
+func TestOverloadShedsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.MaxBatch, cfg.MaxPending, cfg.MaxInflight = 10, 10, 1
+		gate := make(chan struct{})
+		l, tl := &fakeLog{gate: gate}, &fakeTail{}
+		c := newTest(t, cfg, l, tl)
+		for i := range 10 {
+			go c.Submit(context.Background(), event.Like, 1, int64(i+1))
+		}
+		synctest.Wait()
+		start := time.Now()
+		err := c.Submit(context.Background(), event.Like, 1, 99)
+		if !errors.Is(err, ErrOverloaded) {
+			t.Fatalf("got %v, want ErrOverloaded", err)
+		}
+		if time.Since(start) != 0 {
+			t.Fatal("shedding waited")
+		}
+		close(gate)
+	})
+}
+
+func TestTimedOutLikeIsNotCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		l, tl := &fakeLog{gate: gate}, &fakeTail{}
+		c := newTest(t, DefaultConfig(), l, tl)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		err := c.Submit(ctx, event.Like, 3, 1)
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("got %v, want ErrTimeout", err)
+		}
+		close(gate) // the log accepts it after all
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := tl.total(3); got != 0 {
+			t.Fatalf("got tail %d for an unacknowledged like, want 0", got)
+		}
+	})
+}
+
+func TestFailedPublishIsReportedAndNotCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, tl := &fakeLog{fail: errors.New("broker down")}, &fakeTail{}
+		c := newTest(t, DefaultConfig(), l, tl)
+		if err := c.Submit(context.Background(), event.Like, 4, 1); err == nil {
+			t.Fatal("got nil, want the publish error")
+		}
+		c.Close(context.Background())
+		if got := tl.total(4); got != 0 {
+			t.Fatalf("got tail %d, want 0", got)
+		}
+	})
+}
+
+func TestTailWritesAtMostOncePerPostBucketAndWindowAndRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		l, tl := &fakeLog{}, &fakeTail{fail: 3}
+		c := newTest(t, cfg, l, tl)
+		var wg sync.WaitGroup
+		want := int64(0)
+		for w := range 20 { // 20 windows of 50 likes and 10 unlikes
+			for i := range 60 {
+				op := event.Like
+				if i >= 50 {
+					op = event.Unlike
+				}
+				want += op.Delta()
+				wg.Go(func() {
+					if err := c.Submit(context.Background(), op, 5, int64(w*100+i+1)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			time.Sleep(cfg.Window)
+		}
+		wg.Wait()
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := tl.total(5); got != want {
+			t.Fatalf("got tail %d, want %d (nothing lost or doubled)", got, want)
+		}
+		for _, w := range tl.writes {
+			seen := map[pb]bool{}
+			for _, d := range w {
+				k := pb{d.Post, d.Bucket}
+				if seen[k] {
+					t.Fatalf("got two writes for %v in one window", k)
+				}
+				seen[k] = true
+			}
+		}
+		if a, f := c.Totals(5); a != want || f != want {
+			t.Fatalf("got totals acked=%d flushed=%d, want both %d", a, f, want)
+		}
+	})
+}
+
+func TestSubmitAfterCloseFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTest(t, DefaultConfig(), &fakeLog{}, &fakeTail{})
+		c.Close(context.Background())
+		if err := c.Submit(context.Background(), event.Like, 1, 1); !errors.Is(err, ErrClosed) {
+			t.Fatalf("got %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Window = time.Second
+	if err := cfg.Validate(); err == nil || err.Error()[:15] != "coalesce.window" {
+		t.Fatalf("got %v, want an error naming coalesce.window", err)
+	}
+}
