@@ -1,0 +1,246 @@
+package dedupcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/likes-sidecar/likes/event"
+)
+
+// Config tunes the authoritative check.
+type Config struct {
+	// RecentTTL is how long a decided pair is remembered (dedup.recent_ttl).
+	// Keep it longer than the consumer's usual lag.
+	RecentTTL time.Duration
+	// RecentMax bounds the recent set (dedup.recent_max entries, ~100 bytes each).
+	RecentMax int
+	// LookupTimeout bounds one batched database lookup (dedup.lookup_timeout).
+	LookupTimeout time.Duration
+	// LookupBatch is the most pairs in one database lookup (dedup.lookup_batch).
+	LookupBatch int
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{RecentTTL: time.Minute, RecentMax: 500_000, LookupTimeout: time.Second, LookupBatch: 1000}
+}
+
+// Validate reports the first invalid field, named by its configuration key.
+func (c Config) Validate() error {
+	switch {
+	case c.RecentTTL < time.Second:
+		return fmt.Errorf("dedup.recent_ttl: must be at least 1s, got %s", c.RecentTTL)
+	case c.RecentMax < 1000:
+		return fmt.Errorf("dedup.recent_max: must be at least 1000, got %d", c.RecentMax)
+	case c.LookupTimeout <= 0:
+		return errors.New("dedup.lookup_timeout: must be positive")
+	case c.LookupBatch < 1:
+		return errors.New("dedup.lookup_batch: must be at least 1")
+	}
+	return nil
+}
+
+// Pair is one (post, user) question for a [LookupFunc].
+type Pair struct{ Post, User int64 }
+
+// LookupFunc answers, for each pair, whether the database holds the like.
+// It is called with many pairs at once (one query). The store's HasLikes fits.
+type LookupFunc func(ctx context.Context, pairs []Pair) ([]bool, error)
+
+// Deps are the checker's collaborators.
+type Deps struct {
+	Lookup LookupFunc
+	// Filter, if set, answers "definitely new" for likes so that they skip the
+	// database lookup (see filter.go).
+	Filter Filter
+	Now    func() time.Time
+	// Metrics, if set, counts decisions.
+	Metrics *Metrics
+}
+
+const numShards = 64
+
+// Checker is the authoritative duplicate check. Create with [New].
+type Checker struct {
+	cfg      Config
+	deps     Deps
+	now      func() time.Time
+	perShard int
+	locks    [numShards]sync.Mutex
+	shards   [numShards]shard
+	lookups  *batcher[Pair, bool]
+}
+
+// New validates cfg and builds a Checker.
+func New(cfg Config, deps Deps) (*Checker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Lookup == nil {
+		return nil, errors.New("dedupcache: Deps.Lookup is required")
+	}
+	c := &Checker{cfg: cfg, deps: deps, now: deps.Now, perShard: max(cfg.RecentMax/numShards, 16)}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[pairKey]entry)
+	}
+	lookup := func(ctx context.Context, pairs []Pair) ([]bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, cfg.LookupTimeout)
+		defer cancel()
+		if m := c.deps.Metrics; m != nil {
+			m.DBLookups.Add(float64(len(pairs)))
+		}
+		return deps.Lookup(ctx, pairs)
+	}
+	c.lookups = newBatcher(lookup, cfg.LookupBatch, cfg.RecentMax, 4)
+	return c, nil
+}
+
+// Ticket is a reservation made by [Checker.Begin]; pass it to [Checker.Finish].
+type Ticket struct {
+	key   pairKey
+	op    event.Op
+	prior pairState // state before Begin (stateNone when it came from the database)
+}
+
+// Begin decides whether op on (post, user) may proceed and, if so, reserves
+// the pair: until Finish, other requests for the pair wait. It returns
+// ErrAlreadyLiked (like of a liked pair), ErrNotLiked (unlike of a pair not
+// liked), ErrUnavailable (the database could not answer), ErrOverloaded, or
+// ctx's error while waiting. On a nil error the caller must call Finish.
+func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Ticket, error) {
+	k := pairKey{post, user}
+	i := k.hash() % numShards
+	mu, s := &c.locks[i], &c.shards[i]
+	for {
+		mu.Lock()
+		now := c.now()
+		e, ok := s.m[k]
+		if ok && e.state != statePending && e.expires <= now.UnixNano() {
+			ok = false
+		}
+		if ok && e.state == statePending {
+			if e.wait == nil {
+				e.wait = make(chan struct{})
+				s.m[k] = e
+			}
+			w := e.wait
+			mu.Unlock()
+			select {
+			case <-w:
+				continue
+			case <-ctx.Done():
+				return Ticket{}, ctx.Err()
+			}
+		}
+		if ok { // decided locally, exactly
+			dup := (op == event.Like && e.state == stateLiked) || (op == event.Unlike && e.state == stateUnliked)
+			if !dup {
+				s.m[k] = entry{state: statePending}
+			}
+			mu.Unlock()
+			c.count("recent", e.state, op)
+			switch {
+			case dup && op == event.Like:
+				return Ticket{}, ErrAlreadyLiked
+			case dup:
+				return Ticket{}, ErrNotLiked
+			}
+			return Ticket{key: k, op: op, prior: e.state}, nil
+		}
+		s.m[k] = entry{state: statePending}
+		mu.Unlock()
+		return c.decide(ctx, k, op)
+	}
+}
+
+// decide answers for a pair not in the recent set; the pair is pending.
+func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op) (Ticket, error) {
+	if op == event.Like && c.deps.Filter != nil {
+		if isNew, err := c.deps.Filter.CheckAndAdd(ctx, k.post, k.user); err == nil && isNew {
+			return Ticket{key: k, op: op}, nil
+		}
+	}
+	liked, err := c.lookups.do(ctx, Pair{k.post, k.user})
+	if err != nil {
+		c.Finish(Ticket{key: k, op: op}, false)
+		if errors.Is(err, ErrOverloaded) {
+			return Ticket{}, err
+		}
+		return Ticket{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	st := stateUnliked
+	if liked {
+		st = stateLiked
+	}
+	c.count("authoritative", st, op)
+	switch {
+	case op == event.Like && liked:
+		c.settle(k, stateLiked)
+		return Ticket{}, ErrAlreadyLiked
+	case op == event.Unlike && !liked:
+		c.settle(k, stateUnliked)
+		return Ticket{}, ErrNotLiked
+	}
+	return Ticket{key: k, op: op, prior: st}, nil
+}
+
+// Finish ends a reservation. ok means the event was acknowledged by the log:
+// the pair is now liked (or unliked) and remembered for RecentTTL. Otherwise
+// the pair returns to what was known before Begin. Waiting requests resume.
+func (c *Checker) Finish(t Ticket, ok bool) {
+	switch {
+	case ok && t.op == event.Like:
+		c.settle(t.key, stateLiked)
+	case ok:
+		c.settle(t.key, stateUnliked)
+	case t.prior == stateLiked || t.prior == stateUnliked:
+		c.settle(t.key, t.prior)
+	default:
+		c.settle(t.key, stateNone)
+	}
+}
+
+func (c *Checker) settle(k pairKey, st pairState) {
+	i := k.hash() % numShards
+	mu, s := &c.locks[i], &c.shards[i]
+	mu.Lock()
+	w := s.m[k].wait
+	if st == stateNone {
+		delete(s.m, k)
+	} else {
+		s.finalise(k, st, c.now(), c.cfg.RecentTTL, c.perShard)
+	}
+	mu.Unlock()
+	if w != nil {
+		close(w)
+	}
+}
+
+// Len returns how many pairs the recent set holds (pending included).
+func (c *Checker) Len() int {
+	n := 0
+	for i := range c.shards {
+		c.locks[i].Lock()
+		n += len(c.shards[i].m)
+		c.locks[i].Unlock()
+	}
+	return n
+}
+
+func (c *Checker) count(layer string, st pairState, op event.Op) {
+	m := c.deps.Metrics
+	if m == nil {
+		return
+	}
+	result := "new"
+	if (op == event.Like && st == stateLiked) || (op == event.Unlike && st == stateUnliked) {
+		result = "duplicate"
+	}
+	m.Decisions.WithLabelValues(layer, result).Inc()
+}

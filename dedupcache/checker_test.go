@@ -1,0 +1,239 @@
+package dedupcache
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/likes-sidecar/likes/event"
+)
+
+// fakeDB is a hand-written stand-in for the database's like table.
+type fakeDB struct {
+	mu      sync.Mutex
+	rows    map[Pair]bool
+	lookups atomic.Int64
+	calls   atomic.Int64
+	down    atomic.Bool
+}
+
+func (f *fakeDB) lookup(ctx context.Context, ps []Pair) ([]bool, error) {
+	f.calls.Add(1)
+	f.lookups.Add(int64(len(ps)))
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]bool, len(ps))
+	for i, p := range ps {
+		out[i] = f.rows[p]
+	}
+	return out, nil
+}
+
+func newChecker(t *testing.T, db *fakeDB) *Checker {
+	t.Helper()
+	c, err := New(DefaultConfig(), Deps{Lookup: db.lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLikeUnlikeLikeWorks(t *testing.T) {
+	c := newChecker(t, &fakeDB{rows: map[Pair]bool{}})
+	ctx := context.Background()
+	steps := []struct {
+		op   event.Op
+		want error
+	}{
+		{event.Unlike, ErrNotLiked},
+		{event.Like, nil},
+		{event.Like, ErrAlreadyLiked},
+		{event.Unlike, nil},
+		{event.Unlike, ErrNotLiked},
+		{event.Like, nil},
+	}
+	for i, s := range steps {
+		tk, err := c.Begin(ctx, s.op, 1, 2)
+		if !errors.Is(err, s.want) {
+			t.Fatalf("step %d (%v): got %v, want %v", i, s.op, err, s.want)
+		}
+		if err == nil {
+			c.Finish(tk, true)
+		}
+	}
+}
+
+func TestDatabaseRowMeansAlreadyLiked(t *testing.T) {
+	db := &fakeDB{rows: map[Pair]bool{{5, 6}: true}}
+	c := newChecker(t, db)
+	if _, err := c.Begin(context.Background(), event.Like, 5, 6); !errors.Is(err, ErrAlreadyLiked) {
+		t.Fatalf("got %v, want ErrAlreadyLiked", err)
+	}
+	// Remembered: the second answer needs no lookup.
+	before := db.lookups.Load()
+	if _, err := c.Begin(context.Background(), event.Like, 5, 6); !errors.Is(err, ErrAlreadyLiked) {
+		t.Fatalf("got %v, want ErrAlreadyLiked", err)
+	}
+	if got := db.lookups.Load() - before; got != 0 {
+		t.Fatalf("got %d lookups, want 0", got)
+	}
+}
+
+func TestDatabaseDownMeansUnavailableNotAGuess(t *testing.T) {
+	db := &fakeDB{rows: map[Pair]bool{}}
+	db.down.Store(true)
+	c := newChecker(t, db)
+	if _, err := c.Begin(context.Background(), event.Like, 1, 1); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	db.down.Store(false)
+	if _, err := c.Begin(context.Background(), event.Like, 1, 1); err != nil {
+		t.Fatalf("got %v after recovery, want nil", err)
+	}
+}
+
+func TestFailedWriteRestoresThePriorState(t *testing.T) {
+	c := newChecker(t, &fakeDB{rows: map[Pair]bool{}})
+	ctx := context.Background()
+	tk, _ := c.Begin(ctx, event.Like, 1, 1)
+	c.Finish(tk, true)
+	tk, err := c.Begin(ctx, event.Unlike, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Finish(tk, false) // the unlike never reached the log
+	if _, err := c.Begin(ctx, event.Like, 1, 1); !errors.Is(err, ErrAlreadyLiked) {
+		t.Fatalf("got %v, want ErrAlreadyLiked (still liked)", err)
+	}
+}
+
+func TestConcurrentLikesBySameUserGiveExactlyOneSuccess(t *testing.T) {
+	c := newChecker(t, &fakeDB{rows: map[Pair]bool{}})
+	for round := range 200 {
+		var ok, dup atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				tk, err := c.Begin(context.Background(), event.Like, 9, int64(round+1))
+				switch {
+				case err == nil:
+					ok.Add(1)
+					c.Finish(tk, true)
+				case errors.Is(err, ErrAlreadyLiked):
+					dup.Add(1)
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 || dup.Load() != 7 {
+			t.Fatalf("round %d: got %d ok and %d duplicates, want 1 and 7", round, ok.Load(), dup.Load())
+		}
+	}
+}
+
+func TestLookupsAreBatched(t *testing.T) {
+	db := &fakeDB{rows: map[Pair]bool{}}
+	c := newChecker(t, db)
+	var wg sync.WaitGroup
+	const n = 5000
+	for i := range n {
+		wg.Go(func() {
+			tk, err := c.Begin(context.Background(), event.Like, 3, int64(i+1))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Finish(tk, true)
+		})
+	}
+	wg.Wait()
+	if db.lookups.Load() != n {
+		t.Fatalf("got %d pairs looked up, want %d", db.lookups.Load(), n)
+	}
+	if db.calls.Load() >= n {
+		t.Fatalf("got %d lookup calls for %d pairs, want batching", db.calls.Load(), n)
+	}
+	t.Logf("%d pairs in %d lookups", n, db.calls.Load())
+}
+
+// TestPropertyAgainstModel drives random likes and unlikes by many users and
+// checks every answer against a map model, with the database catching up
+// (consumer lag) at random moments and recent entries expiring.
+func TestPropertyAgainstModel(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Unix(1e9, 0).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	db := &fakeDB{rows: map[Pair]bool{}}
+	cfg := DefaultConfig()
+	cfg.RecentTTL = 5 * time.Second
+	c, err := New(cfg, Deps{Lookup: db.lookup, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := map[Pair]bool{}
+	var log []Pair // acknowledged, not yet in the database
+	var logOps []bool
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		p := Pair{int64(r.IntN(3) + 1), int64(r.IntN(50) + 1)}
+		op := event.Like
+		if r.IntN(2) == 0 {
+			op = event.Unlike
+		}
+		tk, err := c.Begin(context.Background(), op, p.Post, p.User)
+		want := error(nil)
+		if op == event.Like && model[p] {
+			want = ErrAlreadyLiked
+		}
+		if op == event.Unlike && !model[p] {
+			want = ErrNotLiked
+		}
+		if !errors.Is(err, want) {
+			t.Fatalf("step %d %v %v: got %v, want %v", i, op, p, err, want)
+		}
+		if err == nil {
+			c.Finish(tk, true)
+			model[p] = op == event.Like
+			log = append(log, p)
+			logOps = append(logOps, op == event.Like)
+		}
+		// The consumer applies the log in order, within the recent TTL.
+		if r.IntN(20) == 0 {
+			db.mu.Lock()
+			for j, q := range log {
+				db.rows[q] = logOps[j]
+			}
+			db.mu.Unlock()
+			log, logOps = log[:0], logOps[:0]
+			clock.Add(int64(time.Duration(r.IntN(3000)) * time.Millisecond))
+		}
+	}
+}
+
+func BenchmarkBeginFinishRecentHit(b *testing.B) {
+	c, _ := New(DefaultConfig(), Deps{Lookup: (&fakeDB{rows: map[Pair]bool{}}).lookup})
+	var u atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := u.Add(1)%1000 + 1
+			tk, err := c.Begin(context.Background(), event.Like, 1, user)
+			if err == nil {
+				c.Finish(tk, true)
+			}
+			tk, err = c.Begin(context.Background(), event.Unlike, 1, user)
+			if err == nil {
+				c.Finish(tk, true)
+			}
+		}
+	})
+}
