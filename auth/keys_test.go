@@ -2,7 +2,7 @@ package auth
 
 import (
 	"crypto/elliptic"
-		"crypto/x509"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
