@@ -85,6 +85,7 @@ func TestAuthenticateRejectsAttacks(t *testing.T) {
 		{"another scheme", hsAuth, "Basic dXNlcjpwYXNz", ErrInvalidCredentials},
 		{"a scheme that merely starts with Bearer", hsAuth, "Bearerx " + valid, ErrInvalidCredentials},
 		{"a tab after the scheme", hsAuth, "Bearer\t" + valid, ErrInvalidCredentials},
+		{"no space after the scheme", hsAuth, "Bearer" + valid, ErrInvalidCredentials},
 		{"the scheme alone", hsAuth, "Bearer", ErrInvalidCredentials},
 		{"the scheme and spaces", hsAuth, "Bearer   ", ErrInvalidCredentials},
 		{"alg none against a secret", hsAuth, "Bearer " + noneToken, ErrInvalidCredentials},
@@ -100,6 +101,7 @@ func TestAuthenticateRejectsAttacks(t *testing.T) {
 		{"a newline inside the signature", hsAuth,
 			"Bearer " + parts[0] + "." + parts[1] + "." + parts[2][:5] + "\n" + parts[2][5:], ErrInvalidCredentials},
 		{"base64 padding", hsAuth, "Bearer " + valid + "=", ErrInvalidCredentials},
+		{"a signature with non-zero padding bits", hsAuth, "Bearer " + withPaddingBits(t, valid), ErrInvalidCredentials},
 		{"expired beyond the leeway", hsAuth,
 			"Bearer " + hs(t, with("42", jwt.MapClaims{"exp": t0.Add(-31 * time.Second).Unix()})), ErrInvalidCredentials},
 		{"not valid yet beyond the leeway", hsAuth,
@@ -147,6 +149,19 @@ func TestAuthenticateRejectsAttacks(t *testing.T) {
 			t.Errorf("got %d, %v, want 42, nil", got, err)
 		}
 	})
+}
+
+// withPaddingBits returns tok with the unused low bits of its last base64
+// character set: the same signature bytes under lenient decoding, another
+// spelling of the token.
+func withPaddingBits(t *testing.T, tok string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(strings.Split(tok, ".")[2])%4 != 3 { // 32-byte HS256 signature: 43 characters, 2 unused bits
+		t.Fatalf("unexpected signature length in %q", tok)
+	}
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	return tok[:len(tok)-1] + string(alphabet[last|1])
 }
 
 func jsonish(v any) string {

@@ -172,11 +172,18 @@ func TestJWKSFile(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a token without kid is accepted when the set holds one key", func(t *testing.T) {
+	t.Run("with one key in the set", func(t *testing.T) {
 		a := newAuth(t, jwksConfig(t, jwkOf(t, ed.Public(), "only", "")), c)
-		if got, err := a.Authenticate("Bearer "+signToken(t, jwt.SigningMethodEdDSA, ed, "", claims("3")), ""); err != nil || got != 3 {
-			t.Errorf("got %d, %v, want 3, nil", got, err)
-		}
+		t.Run("a token without kid is accepted", func(t *testing.T) {
+			if got, err := a.Authenticate("Bearer "+signToken(t, jwt.SigningMethodEdDSA, ed, "", claims("3")), ""); err != nil || got != 3 {
+				t.Errorf("got %d, %v, want 3, nil", got, err)
+			}
+		})
+		t.Run("a token with another kid is refused", func(t *testing.T) {
+			if got, err := a.Authenticate("Bearer "+signToken(t, jwt.SigningMethodEdDSA, ed, "other", claims("3")), ""); !errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("got %d, %v, want 0, %v", got, err, ErrInvalidCredentials)
+			}
+		})
 	})
 }
 
