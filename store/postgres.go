@@ -20,7 +20,7 @@ import (
 func openPostgres(ctx context.Context, cfg Config, t target) (*DB, error) {
 	pcfg, err := pgxpool.ParseConfig(t.conn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: postgres %s: %w", ErrBadURL, t.where, scrub(err, t.secrets))
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadURL, t.where, scrub(err, t.secrets))
 	}
 	pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	if cfg.MaxConns > 0 {

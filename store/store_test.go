@@ -78,6 +78,7 @@ var contract = []struct {
 	{"migrating twice changes nothing", false, testMigrateTwice},
 	{"two processes migrating at once both succeed", true, testMigrateConcurrently},
 	{"a failed migration step leaves nothing behind", true, testMigrateFailure},
+	{"every call on a database without the schema fails with an error", true, testNoSchema},
 	{"inserting likes reports which rows were new", false, testInsertDuplicates},
 	{"a call listing a key twice is refused and writes nothing", false, testDuplicateKeys},
 	{"deleting likes reports which keys existed", false, testDeleteMissing},
@@ -202,6 +203,41 @@ func testMigrateFailure(t *testing.T, f *fixture) {
 	v, err = f.db.SchemaVersion(ctx)
 	noErr(t, "schema version", err)
 	equal(t, "schema version after the good step", v, 1)
+}
+
+func testNoSchema(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"HasLike":          func() error { _, err := f.db.HasLike(ctx, 1, 1); return err },
+		"HasLikes":         func() error { _, err := f.db.HasLikes(ctx, []Key{{1, 1}}); return err },
+		"Bases":            func() error { _, err := f.db.Bases(ctx, []int64{1}, 0); return err },
+		"CountRow":         func() error { _, _, err := f.db.CountRow(ctx, 1); return err },
+		"CountLikes":       func() error { _, err := f.db.CountLikes(ctx, 1); return err },
+		"CommittedOffsets": func() error { _, err := f.db.CommittedOffsets(ctx, "t"); return err },
+		"PruneEffects":     func() error { _, err := f.db.PruneEffects(ctx, 1); return err },
+	}
+	txCalls := map[string]func(ctx context.Context, tx Tx) error{
+		"LockOffsets": func(ctx context.Context, tx Tx) error { _, err := tx.LockOffsets(ctx, "t", []int32{0}); return err },
+		"SetOffsets":  func(ctx context.Context, tx Tx) error { return tx.SetOffsets(ctx, "t", map[int32]int64{0: 1}) },
+		"InsertLikes": func(ctx context.Context, tx Tx) error { _, err := tx.InsertLikes(ctx, likes(Key{1, 1})); return err },
+		"DeleteLikes": func(ctx context.Context, tx Tx) error { _, err := tx.DeleteLikes(ctx, []Key{{1, 1}}); return err },
+		"AddCounts":   func(ctx context.Context, tx Tx) error { _, err := tx.AddCounts(ctx, []PostDelta{{1, 1}}); return err },
+		"AddEffects":  func(ctx context.Context, tx Tx) error { return tx.AddEffects(ctx, []Effect{{1, 1, 1}}) },
+		"EffectsAbove": func(ctx context.Context, tx Tx) error {
+			_, err := tx.EffectsAbove(ctx, []int64{1}, 0)
+			return err
+		},
+	}
+	for name, tc := range txCalls {
+		calls["Tx."+name] = func() error { return f.db.Update(ctx, tc) }
+	}
+	for name, call := range calls {
+		if err := call(); err == nil {
+			t.Errorf("%s without a schema: got nil error, want one", name)
+		} else if !strings.Contains(err.Error(), "like") && !strings.Contains(err.Error(), "offset") {
+			t.Errorf("%s without a schema: got %q, want an error naming what failed", name, err)
+		}
+	}
 }
 
 func testInsertDuplicates(t *testing.T, f *fixture) {
