@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// countCache holds per-post count entries. Each entry has its own lock, so
+// readers of different posts never contend beyond the map shard.
+type countCache struct {
+	max    int
+	shards [32]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.Mutex
+	m  map[int64]*countEntry
+}
+
+type countEntry struct {
+	mu      sync.Mutex
+	valid   bool
+	value   int64 // count read from Redis
+	flushed int64 // this sidecar's written deltas when the read started
+	expires time.Time
+	loading chan struct{} // non-nil while one reader refreshes (single-flight)
+	err     error         // the last refresh's error, for waiters
+}
+
+func newCountCache(max int) *countCache {
+	c := &countCache{max: max}
+	for i := range c.shards {
+		c.shards[i].m = make(map[int64]*countEntry)
+	}
+	return c
+}
+
+func (c *countCache) entry(post int64, now time.Time) *countEntry {
+	s := &c.shards[uint64(post)%uint64(len(c.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[post]
+	if e == nil {
+		if len(s.m) >= c.max/len(c.shards)+1 {
+			s.evict(now)
+		}
+		e = &countEntry{}
+		s.m[post] = e
+	}
+	return e
+}
+
+// evict drops expired entries, or any half when none has expired.
+func (s *cacheShard) evict(now time.Time) {
+	n := len(s.m)
+	for p, e := range s.m {
+		e.mu.Lock()
+		drop := e.loading == nil && (!e.valid || now.After(e.expires))
+		e.mu.Unlock()
+		if drop {
+			delete(s.m, p)
+		}
+	}
+	if len(s.m) < n {
+		return
+	}
+	for p := range s.m {
+		delete(s.m, p)
+		if len(s.m) <= n/2 {
+			return
+		}
+	}
+}
+
+// Count returns the post's count: the cached Redis value (refreshed at most
+// once per read.cache_ttl, one refresh in flight per post) plus this
+// sidecar's acknowledged deltas not yet in that value. Safe for concurrent use.
+func (a *API) Count(ctx context.Context, post int64) (int64, error) {
+	now := a.now()
+	e := a.cache.entry(post, now)
+	for {
+		e.mu.Lock()
+		if e.valid && now.Before(e.expires) {
+			v, f := e.value, e.flushed
+			e.mu.Unlock()
+			return a.withLocal(post, v, f), nil
+		}
+		if e.loading != nil {
+			if e.valid { // serve the stale value while another reader refreshes
+				v, f := e.value, e.flushed
+				e.mu.Unlock()
+				return a.withLocal(post, v, f), nil
+			}
+			ch := e.loading
+			e.mu.Unlock()
+			select {
+			case <-ch:
+				e.mu.Lock()
+				err, valid := e.err, e.valid
+				e.mu.Unlock()
+				if err != nil && !valid {
+					return 0, err
+				}
+				continue
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		e.loading = ch
+		e.mu.Unlock()
+
+		_, flushed := a.deps.Writer.Totals(post)
+		v, err := a.load(ctx, post, now)
+		e.mu.Lock()
+		e.loading = nil
+		e.err = err
+		if err == nil {
+			e.valid, e.value, e.flushed, e.expires = true, v, flushed, now.Add(a.cfg.CacheTTL)
+		}
+		stale := e.valid
+		v2, f2 := e.value, e.flushed
+		e.mu.Unlock()
+		close(ch)
+		if a.deps.Metrics != nil {
+			a.deps.Metrics.countReads(err)
+		}
+		if err != nil && !stale {
+			return 0, err
+		}
+		return a.withLocal(post, v2, f2), nil
+	}
+}
+
+func (a *API) withLocal(post, value, flushedAtRead int64) int64 {
+	acked, _ := a.deps.Writer.Totals(post)
+	if n := value + acked - flushedAtRead; n > 0 {
+		return n
+	}
+	return 0
+}
+
+// load reads the count from Redis, re-seeding a missing base from the database.
+func (a *API) load(ctx context.Context, post int64, now time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ReadTimeout)
+	defer cancel()
+	snap, err := a.deps.Counts.Read(ctx, post, now)
+	if err != nil {
+		return 0, err
+	}
+	if snap.HasBase {
+		return snap.Count(), nil
+	}
+	if err := a.deps.Counts.Reseed(ctx, post, now); err != nil {
+		return 0, fmt.Errorf("re-seed post %d: %w", post, err)
+	}
+	if a.deps.Metrics != nil {
+		a.deps.Metrics.Reseeds.Inc()
+	}
+	snap, err = a.deps.Counts.Read(ctx, post, now)
+	if err != nil {
+		return 0, err
+	}
+	return snap.Count(), nil
+}

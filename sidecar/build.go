@@ -1,0 +1,258 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/likes-sidecar/likes/auth"
+	"github.com/likes-sidecar/likes/coalescer"
+	"github.com/likes-sidecar/likes/config"
+	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/dedupcache"
+	"github.com/likes-sidecar/likes/eventlog"
+	"github.com/likes-sidecar/likes/proxy"
+	"github.com/likes-sidecar/likes/store"
+)
+
+// CountsConfig reads the counter.* keys.
+func CountsConfig(v *config.Values) counts.Config {
+	return counts.Config{
+		Shards:   v.Int("counter.shards"),
+		Bucket:   v.Duration("counter.bucket"),
+		TailSpan: v.Int("counter.tail_span"),
+		TailTTL:  v.Duration("counter.tail_ttl"),
+		BaseTTL:  v.Duration("counter.base_ttl"),
+		Lateness: v.Duration("counter.lateness"),
+	}
+}
+
+// LogConfig reads the kafka.* keys the producer needs.
+func LogConfig(v *config.Values) eventlog.Config {
+	return eventlog.Config{
+		Brokers:       v.List("kafka.brokers"),
+		Topic:         v.String("kafka.topic"),
+		TLS:           v.Bool("kafka.tls"),
+		SASLMechanism: v.String("kafka.sasl.mechanism"),
+		SASLUser:      v.String("kafka.sasl.username"),
+		SASLPassword:  v.String("kafka.sasl.password"),
+	}
+}
+
+// StoreConfig reads the db.* keys.
+func StoreConfig(v *config.Values) store.Config {
+	c := store.DefaultConfig()
+	c.URL = v.String("db.url")
+	c.MaxConns = v.Int("db.max_conns")
+	c.ConnectTimeout = v.Duration("db.connect_timeout")
+	c.BusyTimeout = v.Duration("db.busy_timeout")
+	return c
+}
+
+// AuthConfig reads the auth.* keys.
+func AuthConfig(v *config.Values) auth.Config {
+	c := auth.DefaultConfig()
+	c.Mode = v.String("auth.mode")
+	c.JWTSecret = v.String("auth.jwt_secret")
+	c.PublicKeyFile = v.String("auth.public_key_file")
+	c.JWKSFile = v.String("auth.jwks_file")
+	c.Issuer = v.String("auth.issuer")
+	c.Audience = v.String("auth.audience")
+	c.UserHeader = v.String("auth.user_header")
+	c.CacheSize = v.Int("auth.cache_size")
+	c.Leeway = v.Duration("auth.leeway")
+	return c
+}
+
+// NewRedis builds the go-redis client from the redis.* keys: a cluster client
+// for several seed addresses or redis.cluster=true, else a single-node client.
+func NewRedis(v *config.Values) (redis.UniversalClient, error) {
+	addrs := v.List("redis.addrs")
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("redis.addrs: at least one address is required")
+	}
+	o := &redis.UniversalOptions{
+		Addrs:           addrs,
+		Username:        v.String("redis.username"),
+		Password:        v.String("redis.password"),
+		DB:              v.Int("redis.db"),
+		IsClusterMode:   v.Bool("redis.cluster") || len(addrs) > 1,
+		DialTimeout:     2 * time.Second,
+		ReadTimeout:     time.Second,
+		WriteTimeout:    time.Second,
+		PoolSize:        64,
+		MaxRetries:      1,
+		MinIdleConns:    2,
+		ConnMaxIdleTime: 5 * time.Minute,
+	}
+	if o.IsClusterMode && o.DB != 0 {
+		return nil, fmt.Errorf("redis.db: must be 0 with Redis Cluster, got %d", o.DB)
+	}
+	if v.Bool("redis.tls") {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewUniversalClient(o), nil
+}
+
+// SidecarID returns sidecar.id or, when empty, a name from the host and pid.
+func SidecarID(v *config.Values) string {
+	if id := v.String("sidecar.id"); id != "" {
+		return id
+	}
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "sidecar"
+	}
+	b := []byte{}
+	for _, c := range []byte(h) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' {
+			b = append(b, c)
+		}
+	}
+	if len(b) > 40 {
+		b = b[:40]
+	}
+	return string(b) + "-" + strconv.Itoa(os.Getpid())
+}
+
+// Parts are the sidecar's built components, exposed for `likes dev`,
+// the ext_proc server and tests.
+type Parts struct {
+	Values    *config.Values
+	Logger    *zap.Logger
+	Registry  *prometheus.Registry
+	Redis     redis.UniversalClient
+	Log       *eventlog.Producer
+	Store     *store.DB
+	Auth      *auth.Authenticator
+	Dedup     *dedupcache.Checker
+	Coalescer *coalescer.Coalescer
+	API       *proxy.API
+}
+
+// Build connects to Redis, the log and the database and assembles the API.
+// On error everything opened so far is closed.
+func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *prometheus.Registry) (p *Parts, err error) {
+	p = &Parts{Values: v, Logger: log, Registry: reg}
+	defer func() {
+		if err != nil {
+			p.closeClients()
+		}
+	}()
+	cc := CountsConfig(v)
+	if err := cc.Validate(); err != nil {
+		return nil, err
+	}
+	ac := AuthConfig(v)
+	if err := ac.Validate(); err != nil {
+		return nil, err
+	}
+	if p.Auth, err = auth.New(ac, time.Now); err != nil {
+		return nil, err
+	}
+	sc := StoreConfig(v)
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if p.Store, err = store.OpenConfig(ctx, sc); err != nil {
+		return nil, err
+	}
+	if v.Bool("db.migrate") {
+		if err := p.Store.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if p.Redis, err = NewRedis(v); err != nil {
+		return nil, err
+	}
+	if err := p.Redis.Ping(ctx).Err(); err != nil {
+		log.Warn("redis is not reachable yet; counts will be unavailable until it is", zap.Strings("addrs", v.List("redis.addrs")), zap.Error(err))
+	}
+	if p.Log, err = eventlog.New(ctx, LogConfig(v)); err != nil {
+		return nil, err
+	}
+	dc := dedupcache.Config{
+		RecentTTL:     v.Duration("dedup.recent_ttl"),
+		RecentMax:     v.Int("dedup.recent_max"),
+		LookupTimeout: v.Duration("dedup.lookup_timeout"),
+		LookupBatch:   v.Int("dedup.lookup_batch"),
+	}
+	db := p.Store
+	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]bool, error) {
+		keys := make([]store.Key, len(pairs))
+		for i, q := range pairs {
+			keys[i] = store.Key{Post: q.Post, User: q.User}
+		}
+		return db.HasLikes(ctx, keys)
+	}
+	if p.Dedup, err = dedupcache.New(dc, dedupcache.Deps{Lookup: lookup, Metrics: dedupcache.NewMetrics(reg)}); err != nil {
+		return nil, err
+	}
+	co := coalescer.Config{
+		SidecarID:      SidecarID(v),
+		Window:         v.Duration("coalesce.window"),
+		MaxBatch:       v.Int("coalesce.max_batch"),
+		MaxPending:     v.Int("coalesce.max_pending"),
+		MaxInflight:    v.Int("coalesce.max_inflight"),
+		PublishTimeout: v.Duration("coalesce.publish_timeout"),
+		Counts:         cc,
+	}
+	rdb := p.Redis
+	tailLimiter := newRateLimitedLogger(log, 5*time.Second)
+	if p.Coalescer, err = coalescer.New(co, coalescer.Deps{
+		Publish: p.Log.Publish,
+		Tail: func(ctx context.Context, ds []counts.Delta) ([]counts.Delta, error) {
+			return counts.WriteTail(ctx, rdb, cc.TailTTL, ds)
+		},
+		OnTailError: func(err error, _ int) {
+			tailLimiter.Warn("counter flush to redis failed; deltas kept for the next window", zap.Error(err))
+		},
+		Metrics: coalescer.NewMetrics(reg),
+	}); err != nil {
+		return nil, err
+	}
+	pc := proxy.Config{
+		WriteTimeout: v.Duration("write.timeout"),
+		CacheTTL:     v.Duration("read.cache_ttl"),
+		CacheMax:     v.Int("read.cache_max"),
+		ReadTimeout:  v.Duration("read.timeout"),
+		RetryAfter:   v.Duration("http.retry_after"),
+		PathPrefix:   v.String("http.path_prefix"),
+		Counts:       cc,
+	}
+	deps := proxy.Deps{
+		Auth:    p.Auth,
+		Dedup:   p.Dedup,
+		Writer:  p.Coalescer,
+		Counts:  &proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases},
+		Logger:  log,
+		Metrics: proxy.NewMetrics(reg),
+	}
+	if p.Auth.Mode() == "header" {
+		deps.UserHeader = p.Auth.HeaderName()
+	}
+	if p.API, err = proxy.New(pc, deps); err != nil {
+		p.Coalescer.Close(context.Background())
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Parts) closeClients() {
+	if p.Log != nil {
+		p.Log.Close()
+	}
+	if p.Redis != nil {
+		p.Redis.Close()
+	}
+	if p.Store != nil {
+		p.Store.Close()
+	}
+}
