@@ -104,4 +104,3 @@ func runConsumer(ctx context.Context, v *config.Values, log *zap.Logger, started
 	log.Info("likes consume running", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.Topic), zap.String("group", cfg.Group), zap.String("db", db.String()))
 	return c.Run(ctx)
 }
-

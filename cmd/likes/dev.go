@@ -157,4 +157,3 @@ func printBanner(v *config.Values, addr string, stack *devstack.Stack) {
 
 `, addr, stack.RedisAddr, stack.KafkaAddrs[0], v.String("db.url"), secret, tok)
 }
-
