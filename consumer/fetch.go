@@ -1,0 +1,351 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/likes-sidecar/likes/store"
+)
+
+// runPartition owns partition p for one generation: it consumes until ctx
+// is done, restarting from the database's offset after any error.
+// kafkaOffset is the group's committed offset at assignment (negative when
+// there is none): the settled offset of the previous owner.
+func (c *Consumer) runPartition(ctx context.Context, p int32, kafkaOffset int64) {
+	settledFrom := kafkaOffset
+	wait := c.cfg.RetryMin
+	for {
+		progressed, err := c.consumePartition(ctx, p, settledFrom)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			wait = c.cfg.RetryMin
+		}
+		c.logLimited(fmt.Sprint("partition-", p), "partition fetcher failed; restarting from the database's offset",
+			zap.Int32("partition", p), zap.Duration("backoff", wait), zap.Error(err))
+		if !sleep(ctx, wait) {
+			return
+		}
+		wait = min(2*wait, c.cfg.RetryMax)
+		if s, ok := c.tr.settled(p); ok {
+			settledFrom = s
+		}
+	}
+}
+
+// consumePartition reads partition p from the offset stored in the
+// database, applies it batch by batch, and returns when ctx is done or on
+// an error that needs a fresh start. settledFrom is the offset below which
+// the previous owner (or this fetcher's previous run) settled everything in
+// Redis; the records from there to the database's offset are re-read first
+// so that their posts get published (see recoverRange).
+func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom int64) (progressed bool, err error) {
+	// The database's offset first, then the log's bounds: the stored offset
+	// only ever names records the log had, so stored > high watermark read
+	// afterwards means the log is not the one the offset was stored for.
+	stored, err := c.storedOffset(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	first, high, err := c.bounds(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	start, reset := stored, false
+	if stored > high {
+		start, reset = first, true
+		c.log.Error("the database's offset is beyond the end of the log: the topic was recreated (or truncated); consuming the new log from its start",
+			zap.Int32("partition", p), zap.Int64("stored_next", stored), zap.Int64("log_first", first), zap.Int64("log_end", high))
+	}
+
+	replayFrom := stored
+	switch {
+	case reset || settledFrom >= stored:
+	case settledFrom >= 0:
+		replayFrom = max(settledFrom, stored-c.cfg.RecoverMax, first)
+	default: // the group has no committed offset: look back as far as allowed
+		replayFrom = max(stored-c.cfg.RecoverMax, first, 0)
+	}
+	c.tr.startPartition(p, min(replayFrom, start))
+	if replayFrom < stored {
+		if err := c.recoverRange(ctx, p, replayFrom, stored); err != nil {
+			return false, err
+		}
+	}
+
+	r := c.newReader(p)
+	defer r.Close()
+	if err := r.SetOffset(start); err != nil {
+		return false, fmt.Errorf("partition %d: seek to %d: %w", p, start, err)
+	}
+	pos := start
+	for {
+		b, err := c.fetchBatch(ctx, r, p, pos)
+		if err != nil {
+			return progressed, err
+		}
+		if reset {
+			b.Reset, b.ResetFrom = true, stored
+		}
+		res, maxBucket, err := c.commitBatch(ctx, b)
+		if err != nil {
+			return progressed, err
+		}
+		progressed, reset = true, false
+		pos = b.End()
+		c.afterCommit(b, res, maxBucket)
+
+		if from, ok := c.tr.overflowFrom(p); ok && c.tr.room() >= c.cfg.OpenMax/2 {
+			if err := c.recoverRange(ctx, p, from, pos); err != nil {
+				return progressed, err
+			}
+		}
+	}
+}
+
+// storedOffset reads partition p's next offset from the database (0 when
+// it has none), retrying with backoff while the database is unreachable.
+func (c *Consumer) storedOffset(ctx context.Context, p int32) (int64, error) {
+	wait := c.cfg.RetryMin
+	for {
+		offs, err := c.db.CommittedOffsets(ctx, c.cfg.Topic)
+		if err == nil {
+			return offs[p], nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		c.logLimited("db-offsets", "read stored offsets failed; retrying", zap.Error(err))
+		if !sleep(ctx, wait) {
+			return 0, ctx.Err()
+		}
+		wait = min(2*wait, c.cfg.RetryMax)
+	}
+}
+
+func (c *Consumer) newReader(p int32) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:         c.cfg.Brokers,
+		Topic:           c.cfg.Topic,
+		Partition:       int(p),
+		Dialer:          c.dialer,
+		MinBytes:        1,
+		MaxBytes:        16 << 20,
+		MaxWait:         500 * time.Millisecond,
+		QueueCapacity:   max(c.cfg.BatchMax, 100),
+		ReadBackoffMin:  c.cfg.RetryMin,
+		ReadBackoffMax:  c.cfg.RetryMax,
+		MaxAttempts:     3,
+		ErrorLogger:     kafka.LoggerFunc(c.kafkaLog(fmt.Sprint("reader-", p))),
+		ReadLagInterval: -1,
+	})
+}
+
+// fetchBatch reads the next batch from r, whose position is pos: it blocks
+// for the first record, then takes what arrives within BatchWait, up to
+// BatchMax records. Records below the position (a client redelivering what
+// it already returned) are dropped and counted.
+func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos int64) (*batch, error) {
+	b := &batch{Partition: p, From: pos, Records: make([]record, 0, 64)}
+	next := pos
+	take := func(m kafka.Message) {
+		if m.Offset < next {
+			c.m.redelivered.Inc()
+			return
+		}
+		if m.Offset > next {
+			c.m.gaps.Add(float64(m.Offset - next))
+			c.logLimited(fmt.Sprint("gap-", p), "the log skipped offsets", zap.Int32("partition", p),
+				zap.Int64("expected", next), zap.Int64("got", m.Offset))
+		}
+		b.Records = append(b.Records, decodeRecord(m.Offset, m.Value))
+		b.HighWater = m.HighWaterMark
+		next = m.Offset + 1
+	}
+	for len(b.Records) == 0 {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: fetch at %d: %w", p, pos, err)
+		}
+		take(m)
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(b.Records) < c.cfg.BatchMax {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				break // the batch is complete
+			}
+			return nil, fmt.Errorf("partition %d: fetch at %d: %w", p, next, err)
+		}
+		take(m)
+	}
+	return b, nil
+}
+
+// commitBatch applies b in one transaction, retrying with capped
+// exponential backoff until it commits, ctx is done, or the database says
+// the fetcher must restart ([errRewound]). A retry after an ambiguous
+// failure (the commit may have happened) is harmless: the offset guard drops
+// what was applied.
+func (c *Consumer) commitBatch(ctx context.Context, b *batch) (applied, int64, error) {
+	wait := c.cfg.RetryMin
+	for {
+		now := c.now()
+		maxBucket := capBucket(c.cfg.Counts, now)
+		var res applied
+		t0 := time.Now()
+		err := c.db.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			var err error
+			res, err = applyBatch(ctx, tx, c.cfg.Topic, b, now, maxBucket)
+			return err
+		})
+		if err == nil {
+			c.m.txSeconds.Observe(time.Since(t0).Seconds())
+			return res, maxBucket, nil
+		}
+		if ctx.Err() != nil {
+			return res, 0, ctx.Err()
+		}
+		if errors.Is(err, errRewound) {
+			return res, 0, err
+		}
+		c.m.txErrors.Inc()
+		c.logLimited("tx", "batch transaction failed; retrying", zap.Int32("partition", b.Partition),
+			zap.Int64("from", b.From), zap.Int("records", len(b.Records)), zap.Duration("backoff", wait), zap.Error(err))
+		if !sleep(ctx, wait) {
+			return res, 0, ctx.Err()
+		}
+		wait = min(2*wait, c.cfg.RetryMax)
+	}
+}
+
+// afterCommit does what follows a committed batch: metrics, skipped-record
+// logs, tracking the touched posts and waking the publisher. It never
+// blocks.
+func (c *Consumer) afterCommit(b *batch, res applied, maxBucket int64) {
+	c.m.batches.Inc()
+	c.m.events.Add(float64(res.Events))
+	c.m.redelivered.Add(float64(res.Redelivered))
+	c.m.batchSize.Observe(float64(len(b.Records)))
+	c.m.lag.WithLabelValues(partitionLabel(b.Partition)).Set(float64(max(b.HighWater-b.End(), 0)))
+	for reason, n := range res.Skipped {
+		c.m.skipped.WithLabelValues(reason).Add(float64(n))
+	}
+	if len(res.Skipped) > 0 {
+		for _, r := range b.Records[len(b.Records)-res.Fresh:] {
+			if r.Skip != "" {
+				c.logLimited("skip", "skipped a record that is not a like event", zap.Int32("partition", b.Partition),
+					zap.Int64("offset", r.Offset), zap.String("reason", r.Skip), zap.Error(r.Err))
+				break
+			}
+		}
+	}
+
+	// Track every valid event of the batch, also those the offset guard
+	// dropped: whoever applied them may have died before publishing.
+	evs, _ := validEvents(b.Records)
+	if len(evs) == 0 {
+		c.tr.add(b.Partition, b.From, b.End(), nil)
+		return
+	}
+	if !c.tr.add(b.Partition, b.From, b.End(), marks(evs, maxBucket)) {
+		if from, ok := c.tr.overflowFrom(b.Partition); ok {
+			c.logLimited("overflow", "open posts at consume.open_max: tracking paused; will re-read the log from the first untracked offset",
+				zap.Int32("partition", b.Partition), zap.Int64("from", from))
+		}
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// recoverRange re-reads partition p's records in [from, to), which are
+// already in the database, and tracks their posts so that the publisher
+// settles them in Redis. It is how a new owner finishes the work of one
+// that died between committing a batch and settling its posts, and how a
+// partition leaves overflow. At most RecoverMax records are re-read (the
+// newest); posts of older ones settle when next touched, or when their
+// base expires and a sidecar re-seeds it.
+func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) error {
+	if to-from > c.cfg.RecoverMax {
+		c.log.Warn("unsettled range longer than consume.recover_max; re-reading only its end",
+			zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to), zap.Int64("recover_max", c.cfg.RecoverMax))
+		from = to - c.cfg.RecoverMax
+	}
+	if from >= to {
+		c.tr.replayed(p, from, to, nil)
+		return nil
+	}
+	t0 := time.Now()
+	r := c.newReader(p)
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("partition %d: seek to %d for recovery: %w", p, from, err)
+	}
+	room := c.tr.room()
+	maxBucket := capBucket(c.cfg.Counts, c.now())
+	idx := make(map[int64]int)
+	var pm []postMark
+	n := 0
+	for {
+		// A record that never comes (the log lost it) must not hang the
+		// partition: give up after a quiet spell and keep what was found.
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := r.FetchMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.Warn("recovery read stopped early", zap.Int32("partition", p), zap.Int64("at", from+int64(n)), zap.Int64("to", to), zap.Error(err))
+			break
+		}
+		if m.Offset >= to {
+			break
+		}
+		if m.Offset < from {
+			continue
+		}
+		n++
+		rec := decodeRecord(m.Offset, m.Value)
+		if rec.Skip == "" {
+			e := rec.Event
+			b := min(e.Bucket, maxBucket)
+			if i, ok := idx[e.PostID]; ok {
+				pm[i].Bucket = max(pm[i].Bucket, b)
+			} else {
+				if len(pm) >= room {
+					c.tr.overflow(p, from)
+					c.logLimited("overflow", "no room to recover open posts; will retry", zap.Int32("partition", p), zap.Int64("from", from))
+					return nil
+				}
+				idx[e.PostID] = len(pm)
+				pm = append(pm, postMark{Post: e.PostID, Bucket: b})
+			}
+		}
+		if m.Offset >= to-1 {
+			break
+		}
+	}
+	c.m.recovered.Add(float64(n))
+	if !c.tr.replayed(p, from, to, pm) {
+		c.logLimited("overflow", "no room to recover open posts; will retry", zap.Int32("partition", p), zap.Int64("from", from))
+		return nil
+	}
+	c.log.Info("recovered open posts from the log", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to),
+		zap.Int("records", n), zap.Int("posts", len(pm)), zap.Duration("took", time.Since(t0)))
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
