@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Config says which database to open and how. The zero value is not valid;
@@ -25,6 +27,10 @@ type Config struct {
 	// connection's write lock before failing with SQLITE_BUSY
 	// (db.busy_timeout). Unused for PostgreSQL.
 	BusyTimeout time.Duration
+
+	// tracer, when set, sees every PostgreSQL statement (tests count
+	// round trips with it).
+	tracer pgx.QueryTracer
 }
 
 // DefaultConfig returns the documented defaults, with an empty URL.

@@ -8,8 +8,11 @@ import (
 	"go/token"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/likes-sidecar/likes/internal/testenv"
 )
@@ -244,4 +247,84 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("parse %q: got dialect %q", raw, tg.dialect)
 		}
 	})
+}
+
+// statementCounter is a pgx.QueryTracer that counts statements.
+type statementCounter struct {
+	mu   sync.Mutex
+	sqls []string
+}
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.mu.Lock()
+	c.sqls = append(c.sqls, d.SQL)
+	c.mu.Unlock()
+	return ctx
+}
+
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *statementCounter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sqls
+	c.sqls = nil
+	return s
+}
+
+func TestPostgresBatchesAreOneStatement(t *testing.T) {
+	ctx := context.Background()
+	counter := &statementCounter{}
+	cfg := DefaultConfig()
+	cfg.URL = testenv.Postgres(t)
+	cfg.tracer = counter
+	db, err := OpenConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	noErr(t, "migrate", db.Migrate(ctx))
+	const n = 5000
+	rows := make([]Like, n)
+	keys := make([]Key, n)
+	posts := make([]int64, n)
+	deltas := make([]PostDelta, n)
+	effects := make([]Effect, n)
+	for i := range n {
+		rows[i] = Like{Post: int64(i), User: 1, At: at}
+		keys[i] = Key{int64(i), 1}
+		posts[i] = int64(i)
+		deltas[i] = PostDelta{int64(i), 1}
+		effects[i] = Effect{int64(i), 7, 1}
+	}
+	for _, c := range []struct {
+		name string
+		call func(ctx context.Context, tx Tx) error
+	}{
+		{"InsertLikes", func(ctx context.Context, tx Tx) error { _, err := tx.InsertLikes(ctx, rows); return err }},
+		{"DeleteLikes", func(ctx context.Context, tx Tx) error { _, err := tx.DeleteLikes(ctx, keys); return err }},
+		{"AddCounts", func(ctx context.Context, tx Tx) error { _, err := tx.AddCounts(ctx, deltas); return err }},
+		{"AddEffects", func(ctx context.Context, tx Tx) error { return tx.AddEffects(ctx, effects) }},
+		{"EffectsAbove", func(ctx context.Context, tx Tx) error { _, err := tx.EffectsAbove(ctx, posts, 0); return err }},
+	} {
+		counter.take()
+		update(t, db, c.call)
+		// begin, the call, commit
+		if got := counter.take(); len(got) != 3 {
+			t.Errorf("%s of %d rows: got %d statements %q, want begin, one statement, commit", c.name, n, len(got), got)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"HasLikes", func() error { _, err := db.HasLikes(ctx, keys); return err }},
+		{"Bases", func() error { _, err := db.Bases(ctx, posts, 0); return err }},
+	} {
+		counter.take()
+		noErr(t, c.name, c.call())
+		if got := counter.take(); len(got) != 1 {
+			t.Errorf("%s of %d keys: got %d statements, want 1", c.name, n, len(got))
+		}
+	}
 }

@@ -23,6 +23,9 @@ func openPostgres(ctx context.Context, cfg Config, t target) (*DB, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadURL, t.where, scrub(err, t.secrets))
 	}
 	pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	if cfg.tracer != nil {
+		pcfg.ConnConfig.Tracer = cfg.tracer
+	}
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = int32(min(cfg.MaxConns, 1<<30))
 	}
