@@ -208,6 +208,24 @@ func TestPackageDoc(t *testing.T) {
 	}
 }
 
+func TestMigrationsMatchAcrossDialects(t *testing.T) {
+	pg, err := loadMigrations(migrationsFS, DialectPostgres)
+	noErr(t, "load postgres migrations", err)
+	sq, err := loadMigrations(migrationsFS, DialectSQLite)
+	noErr(t, "load sqlite migrations", err)
+	names := func(ms []migration) (s []string) {
+		for _, m := range ms {
+			s = append(s, m.name)
+		}
+		return s
+	}
+	equal(t, "sqlite steps", names(sq), names(pg))
+	equal(t, "latest schema version", LatestSchemaVersion(), len(pg))
+	if len(pg) == 0 {
+		t.Fatalf("migrations: got none, want at least one step")
+	}
+}
+
 func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{
 		"postgres://app:pw@db:5432/likes?sslmode=disable",

@@ -9,9 +9,10 @@ import (
 
 // Tx is an open transaction of [DB.Update]. Its methods are valid only while
 // the function given to Update runs, and are not safe for concurrent use (a
-// transaction is one connection). Every method is one statement (one round
-// trip) on PostgreSQL, however many rows it is given; on SQLite a large
-// batch is split into chunks below the bound-parameter limit.
+// transaction is one connection). Every method is one round trip on
+// PostgreSQL however many rows it is given (one statement; LockOffsets sends
+// its two statements as one pgx batch); on SQLite a large batch is split
+// into statements below the bound-parameter limit.
 //
 // Methods that take keys, posts or partitions return nothing for an empty
 // input without a round trip.
