@@ -16,6 +16,7 @@ type fakeTB struct {
 	mu       sync.Mutex
 	fatals   []string
 	errors   []string
+	logs     []string
 	cleanups []func()
 }
 
@@ -39,6 +40,12 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.errors = append(f.errors, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeTB) Logf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
 }
 
 func (f *fakeTB) Failed() bool {

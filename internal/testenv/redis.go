@@ -119,8 +119,12 @@ func (s *RedisServer) startOn(port int) error {
 		return fmt.Errorf("redis-server on %s: %w", addr, err)
 	}
 	s.proc = p
-	s.Addr = addr
-	s.Port = port
+	if s.Addr != addr {
+		// Only the first start sets the address; a restart must not write
+		// it, so goroutines reading Addr during a restart do not race.
+		s.Addr = addr
+		s.Port = port
+	}
 	return nil
 }
 
