@@ -101,6 +101,32 @@ func NewRedis(v *config.Values) (redis.UniversalClient, error) {
 	return redis.NewUniversalClient(o), nil
 }
 
+// CoalescerConfig reads the coalesce.* keys.
+func CoalescerConfig(v *config.Values) coalescer.Config {
+	return coalescer.Config{
+		SidecarID:      SidecarID(v),
+		Window:         v.Duration("coalesce.window"),
+		MaxBatch:       v.Int("coalesce.max_batch"),
+		MaxPending:     v.Int("coalesce.max_pending"),
+		MaxInflight:    v.Int("coalesce.max_inflight"),
+		PublishTimeout: v.Duration("coalesce.publish_timeout"),
+		Counts:         CountsConfig(v),
+	}
+}
+
+// ProxyConfig reads the API's keys (write.*, read.*, http.*).
+func ProxyConfig(v *config.Values) proxy.Config {
+	return proxy.Config{
+		WriteTimeout: v.Duration("write.timeout"),
+		CacheTTL:     v.Duration("read.cache_ttl"),
+		CacheMax:     v.Int("read.cache_max"),
+		ReadTimeout:  v.Duration("read.timeout"),
+		RetryAfter:   v.Duration("http.retry_after"),
+		PathPrefix:   v.String("http.path_prefix"),
+		Counts:       CountsConfig(v),
+	}
+}
+
 // SidecarID returns sidecar.id or, when empty, a name from the host and pid.
 func SidecarID(v *config.Values) string {
 	if id := v.String("sidecar.id"); id != "" {
@@ -139,8 +165,8 @@ type Parts struct {
 
 // Build connects to Redis, the log and the database and assembles the API.
 // On error everything opened so far is closed.
-func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *prometheus.Registry) (p *Parts, err error) {
-	p = &Parts{Values: v, Logger: log, Registry: reg}
+func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *prometheus.Registry) (_ *Parts, err error) {
+	p := &Parts{Values: v, Logger: log, Registry: reg}
 	defer func() {
 		if err != nil {
 			p.closeClients()
@@ -152,6 +178,13 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	}
 	ac := AuthConfig(v)
 	if err := ac.Validate(); err != nil {
+		return nil, err
+	}
+	// Validate everything before connecting anywhere.
+	if err := CoalescerConfig(v).Validate(); err != nil {
+		return nil, err
+	}
+	if err := ProxyConfig(v).Validate(); err != nil {
 		return nil, err
 	}
 	if p.Auth, err = auth.New(ac, time.Now); err != nil {
@@ -195,15 +228,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if p.Dedup, err = dedupcache.New(dc, dedupcache.Deps{Lookup: lookup, Metrics: dedupcache.NewMetrics(reg)}); err != nil {
 		return nil, err
 	}
-	co := coalescer.Config{
-		SidecarID:      SidecarID(v),
-		Window:         v.Duration("coalesce.window"),
-		MaxBatch:       v.Int("coalesce.max_batch"),
-		MaxPending:     v.Int("coalesce.max_pending"),
-		MaxInflight:    v.Int("coalesce.max_inflight"),
-		PublishTimeout: v.Duration("coalesce.publish_timeout"),
-		Counts:         cc,
-	}
+	co := CoalescerConfig(v)
 	rdb := p.Redis
 	tailLimiter := newRateLimitedLogger(log, 5*time.Second)
 	if p.Coalescer, err = coalescer.New(co, coalescer.Deps{
@@ -218,15 +243,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	}); err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{
-		WriteTimeout: v.Duration("write.timeout"),
-		CacheTTL:     v.Duration("read.cache_ttl"),
-		CacheMax:     v.Int("read.cache_max"),
-		ReadTimeout:  v.Duration("read.timeout"),
-		RetryAfter:   v.Duration("http.retry_after"),
-		PathPrefix:   v.String("http.path_prefix"),
-		Counts:       cc,
-	}
+	pc := ProxyConfig(v)
 	deps := proxy.Deps{
 		Auth:    p.Auth,
 		Dedup:   p.Dedup,

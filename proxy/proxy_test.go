@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/likes-sidecar/likes/auth"
+	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/dedupcache"
+	"github.com/likes-sidecar/likes/event"
+)
+
+// Hand-written fakes for the API's collaborators.
+
+type fakeAuth struct{}
+
+func (fakeAuth) Authenticate(h, _ string) (int64, error) {
+	if h == "" {
+		return 0, auth.ErrNoCredentials
+	}
+	u, err := strconv.ParseInt(strings.TrimPrefix(h, "Bearer u"), 10, 64)
+	if err != nil {
+		return 0, auth.ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+type fakeDedup struct {
+	mu    sync.Mutex
+	liked map[[2]int64]bool
+}
+
+func (f *fakeDedup) Begin(_ context.Context, op event.Op, post, user int64) (dedupcache.Ticket, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if op == event.Like && f.liked[[2]int64{post, user}] {
+		return dedupcache.Ticket{}, dedupcache.ErrAlreadyLiked
+	}
+	if op == event.Unlike && !f.liked[[2]int64{post, user}] {
+		return dedupcache.Ticket{}, dedupcache.ErrNotLiked
+	}
+	f.liked[[2]int64{post, user}] = op == event.Like
+	return dedupcache.Ticket{}, nil
+}
+
+func (f *fakeDedup) Finish(dedupcache.Ticket, bool) {}
+
+type fakeWriter struct {
+	fail          error
+	acked, writes atomic.Int64
+}
+
+func (f *fakeWriter) Submit(_ context.Context, op event.Op, _, _ int64) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	f.writes.Add(1)
+	f.acked.Add(op.Delta())
+	return nil
+}
+
+func (f *fakeWriter) Totals(int64) (int64, int64) { return f.acked.Load(), 0 }
+
+type fakeCounts struct {
+	reads  atomic.Int64
+	base   atomic.Bool
+	fail   error
+	reseed atomic.Int64
+}
+
+func (f *fakeCounts) Read(context.Context, int64, time.Time) (counts.Snapshot, error) {
+	f.reads.Add(1)
+	if f.fail != nil {
+		return counts.Snapshot{}, f.fail
+	}
+	return counts.Snapshot{HasBase: f.base.Load(), Base: counts.Base{Count: 100}}, nil
+}
+
+func (f *fakeCounts) Reseed(context.Context, int64, time.Time) error {
+	f.reseed.Add(1)
+	f.base.Store(true)
+	return nil
+}
+
+func newAPI(t testing.TB, w *fakeWriter, c *fakeCounts) *API {
+	t.Helper()
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: w, Counts: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func do(a *API, method, path, authz string) *Response {
+	r := &Response{}
+	a.Do(context.Background(), &Request{Method: method, Path: path, Authorization: authz}, r)
+	return r
+}
+
+func TestDoAnswersEveryDocumentedStatus(t *testing.T) {
+	w, c := &fakeWriter{}, &fakeCounts{}
+	a := newAPI(t, w, c)
+	cases := []struct {
+		name, method, path, authz string
+		status                    int
+		code                      string
+	}{
+		{"like", "POST", "/posts/1/likes", "Bearer u7", 200, ""},
+		{"double like", "POST", "/posts/1/likes", "Bearer u7", 409, "already_liked"},
+		{"unlike", "DELETE", "/posts/1/likes", "Bearer u7", 200, ""},
+		{"unlike again", "DELETE", "/posts/1/likes", "Bearer u7", 404, "not_liked"},
+		{"no token", "POST", "/posts/1/likes", "", 401, "missing_token"},
+		{"bad token", "POST", "/posts/1/likes", "Bearer x", 401, "invalid_token"},
+		{"zero id", "POST", "/posts/0/likes", "Bearer u7", 400, "invalid_post_id"},
+		{"negative id", "POST", "/posts/-3/likes", "Bearer u7", 400, "invalid_post_id"},
+		{"overflowing id", "GET", "/posts/9223372036854775808/likes/count", "", 400, "invalid_post_id"},
+		{"hex id", "GET", "/posts/0x10/likes/count", "", 400, "invalid_post_id"},
+		{"escaped slash", "POST", "/posts/1%2F2/likes", "Bearer u7", 400, "invalid_post_id"},
+		{"dot dot", "POST", "/posts/../likes", "Bearer u7", 400, "invalid_post_id"},
+		{"double slash", "POST", "//posts/1/likes", "Bearer u7", 404, "not_found"},
+		{"unknown", "GET", "/", "", 404, "not_found"},
+		{"wrong method", "PUT", "/posts/1/likes", "Bearer u7", 405, "method_not_allowed"},
+		{"count", "GET", "/posts/1/likes/count", "", 200, ""},
+		{"count with query", "GET", "/posts/1/likes/count?x=1", "", 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(a, tc.method, tc.path, tc.authz)
+			if r.Status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.Status, r.Body, tc.status)
+			}
+			if tc.code != "" && !strings.Contains(string(r.Body), `"error":"`+tc.code+`"`) {
+				t.Fatalf("got body %s, want error %s", r.Body, tc.code)
+			}
+		})
+	}
+	if got := w.writes.Load(); got != 2 {
+		t.Fatalf("got %d writes, want 2 (rejected requests write nothing)", got)
+	}
+}
+
+func TestOverloadAndLogErrorsAre503WithRetryAfter(t *testing.T) {
+	for _, err := range []error{errors.New("broker down"), dedupcache.ErrUnavailable} {
+		a := newAPI(t, &fakeWriter{fail: err}, &fakeCounts{})
+		r := do(a, "POST", "/posts/1/likes", "Bearer u1")
+		if r.Status != 503 || r.RetryAfter != "1" {
+			t.Fatalf("%v: got %d Retry-After %q, want 503 and 1", err, r.Status, r.RetryAfter)
+		}
+	}
+}
+
+func TestCountIsCachedSingleFlightAndReseeded(t *testing.T) {
+	c := &fakeCounts{}
+	a := newAPI(t, &fakeWriter{}, c)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if n, err := a.Count(context.Background(), 5); err != nil || n != 100 {
+				t.Errorf("got %d, %v, want 100", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.reseed.Load(); got != 1 {
+		t.Fatalf("got %d re-seeds, want 1", got)
+	}
+	if got := c.reads.Load(); got != 2 {
+		t.Fatalf("got %d Redis reads for 50 concurrent readers, want 2 (one read, one after the re-seed)", got)
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	w, c := &fakeWriter{}, &fakeCounts{}
+	c.base.Store(true)
+	a := newAPI(t, w, c)
+	if n, _ := a.Count(context.Background(), 1); n != 100 {
+		t.Fatalf("got %d, want 100", n)
+	}
+	do(a, "POST", "/posts/1/likes", "Bearer u1")
+	if n, _ := a.Count(context.Background(), 1); n != 101 {
+		t.Fatalf("got %d after my like from the cache, want 101", n)
+	}
+}
+
+func TestCountErrorIs503(t *testing.T) {
+	a := newAPI(t, &fakeWriter{}, &fakeCounts{fail: errors.New("redis down")})
+	if r := do(a, "GET", "/posts/1/likes/count", ""); r.Status != 503 {
+		t.Fatalf("got %d, want 503", r.Status)
+	}
+}
+
+func TestServeHTTPSetsHeaders(t *testing.T) {
+	a := newAPI(t, &fakeWriter{}, &fakeCounts{})
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/posts/1/likes", nil))
+	if rec.Code != 405 || rec.Header().Get("Allow") != "POST, DELETE" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("got %d %v", rec.Code, rec.Header())
+	}
+}
+
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{"/posts/1/likes", "/posts/42/likes/count", "/posts//likes", "/posts/1%2F2/likes", "/posts/../likes", "/x", "", "/posts/9223372036854775807/likes/count?a=b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		rt, id := parsePath("", p)
+		if rt == routeNone && id != "" {
+			t.Fatalf("no route but id %q", id)
+		}
+		if n, ok := parseID(id); ok {
+			if n <= 0 || strconv.FormatInt(n, 10) != id {
+				t.Fatalf("parseID(%q) = %d", id, n)
+			}
+		}
+	})
+}
+
+func FuzzDo(f *testing.F) {
+	f.Add("POST", "/posts/1/likes", "Bearer u1")
+	f.Add("GET", "/posts/1/likes/count", "")
+	f.Add("DELETE", "/posts/99999999999999999999/likes", "Bearer u-1")
+	a := newAPI(f, &fakeWriter{}, &fakeCounts{})
+	f.Fuzz(func(t *testing.T, method, path, authz string) {
+		r := &Response{}
+		a.Do(context.Background(), &Request{Method: method, Path: path, Authorization: authz}, r)
+		if r.Status < 200 || r.Status > 599 || len(r.Body) == 0 || r.Body[0] != '{' {
+			t.Fatalf("got %d %q", r.Status, r.Body)
+		}
+	})
+}
