@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,17 @@ func (p *Parts) Handlers(probe *Probe) *http.ServeMux {
 	return mux
 }
 
+// withPprof adds the runtime profiler under /debug/pprof/. It is mounted only
+// on the separate admin listener (admin.listen), never on the API listener.
+func withPprof(mux *http.ServeMux) *http.ServeMux {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return mux
+}
+
 // checkDeps pings Redis and the log.
 func (p *Parts) checkDeps(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -110,7 +122,7 @@ func (p *Parts) Serve(ctx context.Context, apiLn, adminLn net.Listener, probe *P
 	servers := []*http.Server{p.newServer(api)}
 	listeners := []net.Listener{apiLn}
 	if adminLn != nil {
-		servers = append(servers, p.newServer(admin))
+		servers = append(servers, p.newServer(withPprof(admin)))
 		listeners = append(listeners, adminLn)
 	}
 	errc := make(chan error, len(servers)+1)

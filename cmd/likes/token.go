@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 func newToken() *cobra.Command {
 	var user string
 	var ttl time.Duration
+	var count int
 	cmd := &cobra.Command{
 		Use:   "token --user 42 [--secret S] [--ttl 1h]",
 		Short: "Print a signed HS256 token for tests and demos",
@@ -34,17 +36,26 @@ func newToken() *cobra.Command {
 			if ttl <= 0 {
 				return errors.New("--ttl: must be positive")
 			}
-			tok, err := auth.Sign(secret, id, ttl, time.Now())
-			if err != nil {
-				return err
+			if count < 1 {
+				return errors.New("--count: must be at least 1")
 			}
-			fmt.Println(tok)
+			w := bufio.NewWriter(os.Stdout)
+			defer w.Flush()
+			now := time.Now()
+			for i := 0; i < count; i++ {
+				tok, err := auth.Sign(secret, id+int64(i), ttl, now)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(w, tok)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "user id (the token's sub)")
 	cmd.Flags().String("secret", "", "HS256 secret (default: $LIKES_AUTH_JWT_SECRET, else the dev secret)")
 	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "lifetime of the token")
+	cmd.Flags().IntVar(&count, "count", 1, "print tokens for users user, user+1, … (one per line), for load tests")
 	cmd.MarkFlagRequired("user")
 	return cmd
 }
