@@ -177,6 +177,7 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
 	defer cancel()
+	defer func() { c.m.lag.WithLabelValues(partitionLabel(p)).Set(float64(max(b.HighWater-pos, 0))) }()
 	for len(b.Records) < c.cfg.BatchMax {
 		m, err := r.FetchMessage(wctx)
 		if err != nil {
@@ -198,15 +199,20 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos
 func (c *Consumer) commitBatch(ctx context.Context, b *batch) (applied, int64, error) {
 	wait := c.cfg.RetryMin
 	for {
+		if ctx.Err() != nil {
+			return applied{}, 0, ctx.Err()
+		}
 		now := c.now()
 		maxBucket := capBucket(c.cfg.Counts, now)
 		var res applied
 		t0 := time.Now()
-		err := c.db.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		tctx, cancel := graceContext(ctx, txGrace)
+		err := c.db.Update(tctx, func(ctx context.Context, tx store.Tx) error {
 			var err error
 			res, err = applyBatch(ctx, tx, c.cfg.Topic, b, now, maxBucket)
 			return err
 		})
+		cancel()
 		if err == nil {
 			c.m.txSeconds.Observe(time.Since(t0).Seconds())
 			return res, maxBucket, nil
@@ -218,6 +224,10 @@ func (c *Consumer) commitBatch(ctx context.Context, b *batch) (applied, int64, e
 			return res, 0, err
 		}
 		c.m.txErrors.Inc()
+		// The lag keeps growing while the database is down; show it.
+		if _, high, err := c.bounds(ctx, b.Partition); err == nil {
+			c.m.lag.WithLabelValues(partitionLabel(b.Partition)).Set(float64(max(high-b.From, 0)))
+		}
 		c.logLimited("tx", "batch transaction failed; retrying", zap.Int32("partition", b.Partition),
 			zap.Int64("from", b.From), zap.Int("records", len(b.Records)), zap.Duration("backoff", wait), zap.Error(err))
 		if !sleep(ctx, wait) {
@@ -225,6 +235,21 @@ func (c *Consumer) commitBatch(ctx context.Context, b *batch) (applied, int64, e
 		}
 		wait = min(2*wait, c.cfg.RetryMax)
 	}
+}
+
+// txGrace is how long a transaction in flight may still run after its
+// fetcher's context ends (a rebalance, or shutdown). A batch transaction
+// takes milliseconds, so it normally finishes and is accounted for (metrics,
+// open posts) instead of being cut off with an ambiguous outcome; with the
+// database unreachable, the attempt is abandoned after txGrace.
+const txGrace = 2 * time.Second
+
+// graceContext returns a context that ends grace after ctx does, or when
+// cancel is called.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return tctx, func() { stop(); cancel() }
 }
 
 // afterCommit does what follows a committed batch: metrics, skipped-record
