@@ -66,7 +66,7 @@ type env struct {
 	cfg   Config
 	w     *kafka.Writer
 
-	mu    sync.Mutex
+	mu       sync.Mutex
 	state    map[store.Key]bool // the model: (post, user) liked after the last event
 	posts    map[int64]bool
 	seq      int
