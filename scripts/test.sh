@@ -36,7 +36,6 @@ finish() {
 	fi
 }
 DONE=""
-trap finish EXIT
 
 # as_root runs a command as root: directly when we are root, else with sudo.
 as_root() {
@@ -127,6 +126,10 @@ install_packages() {
 		done
 		apt_install "${pkgs[@]}"
 	fi
+	local cmd
+	for cmd in redis-server redis-cli psql pg_isready gcc; do
+		command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after apt-get install"
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -246,6 +249,7 @@ run_fuzz() {
 }
 
 main() {
+	trap finish EXIT
 	STEP="Go set-up"
 	setup_go
 	STEP="package installation"

@@ -62,7 +62,7 @@ func (f *fakeTB) Cleanup(fn func()) {
 
 // runFake runs fn with a fakeTB on its own goroutine, then the cleanups fn
 // registered (last first), and returns the fake for inspection.
-func runFake(t *testing.T, fn func(tb testing.TB)) *fakeTB {
+func runFake(t testing.TB, fn func(tb testing.TB)) *fakeTB {
 	t.Helper()
 	f := &fakeTB{TB: t}
 	done := make(chan struct{})
