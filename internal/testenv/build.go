@@ -84,8 +84,14 @@ func build(pkg string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	// One directory per (package, flags), so the binary keeps the package's
+	// name (which is what shows in process listings and logs).
 	key := sha256.Sum256([]byte(pkg + "\x00" + strings.Join(flags, " ")))
-	final := filepath.Join(dir, filepath.Base(pkg)+"-"+hex.EncodeToString(key[:6]))
+	dir = filepath.Join(dir, hex.EncodeToString(key[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	final := filepath.Join(dir, filepath.Base(pkg))
 	tmp, err := os.CreateTemp(dir, ".build-*")
 	if err != nil {
 		return "", err
