@@ -40,6 +40,14 @@ type Deps struct {
 	Now func() time.Time
 	// OnTailError, if set, is called when a counter flush fails (for logging).
 	OnTailError func(err error, deltas int)
+	// Record, if set, is called after the log answered a batch and before
+	// any of its callers is answered, with the batch and its per-event
+	// errors (likestate.Store.Record shares the new states with the other
+	// sidecars). Its error is passed to OnRecordError; the acknowledgements
+	// stand, since the log is the record.
+	Record func(ctx context.Context, events []event.Event, errs []error) error
+	// OnRecordError, if set, is called when Record fails.
+	OnRecordError func(err error)
 	// Metrics, if set, receives flush statistics.
 	Metrics *Metrics
 }
@@ -224,6 +232,13 @@ func (c *Coalescer) publish(b *batch) {
 	errs := make([]error, len(b.events))
 	c.deps.Publish(ctx, b.events, errs)
 	cancel()
+	if c.deps.Record != nil {
+		rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
+		if err := c.deps.Record(rctx, b.events, errs); err != nil && c.deps.OnRecordError != nil {
+			c.deps.OnRecordError(err)
+		}
+		rcancel()
+	}
 	if m := c.deps.Metrics; m != nil {
 		m.LogBatchEvents.Observe(float64(len(b.events)))
 		m.LogPublishSeconds.Observe(c.now().Sub(start).Seconds())

@@ -56,6 +56,12 @@ type Deps struct {
 	// Filter, if set, answers "definitely new" for likes so that they skip the
 	// database lookup (see filter.go).
 	Filter Filter
+	// SharedLookup says Lookup also sees the other sidecars' recent writes
+	// (package likestate). The recent set then still serialises requests for
+	// a pair, but a decided local state is re-checked through Lookup and used
+	// only when Lookup fails; otherwise a stale local "liked" would answer
+	// 409 after an unlike through another sidecar.
+	SharedLookup bool
 	Now    func() time.Time
 	// Metrics, if set, counts decisions.
 	Metrics *Metrics
@@ -138,6 +144,13 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 				return Ticket{}, ctx.Err()
 			}
 		}
+		if ok && c.deps.SharedLookup {
+			// Another sidecar may have changed the pair since: ask Lookup,
+			// keeping the local state as the answer if Lookup fails.
+			s.m[k] = entry{state: statePending}
+			mu.Unlock()
+			return c.decide(ctx, k, op, e.state)
+		}
 		if ok { // decided locally, exactly
 			dup := (op == event.Like && e.state == stateLiked) || (op == event.Unlike && e.state == stateUnliked)
 			if !dup {
@@ -155,18 +168,23 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 		}
 		s.m[k] = entry{state: statePending}
 		mu.Unlock()
-		return c.decide(ctx, k, op)
+		return c.decide(ctx, k, op, stateNone)
 	}
 }
 
-// decide answers for a pair not in the recent set; the pair is pending.
-func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op) (Ticket, error) {
-	if op == event.Like && c.deps.Filter != nil {
+// decide answers for a pair the recent set cannot decide alone; the pair is
+// pending. local is what this sidecar last decided for the pair (stateNone if
+// nothing): the fallback answer when Lookup fails.
+func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pairState) (Ticket, error) {
+	if op == event.Like && local == stateNone && c.deps.Filter != nil {
 		if isNew, err := c.deps.Filter.CheckAndAdd(ctx, k.post, k.user); err == nil && isNew {
 			return Ticket{key: k, op: op}, nil
 		}
 	}
 	liked, err := c.lookups.do(ctx, Pair{k.post, k.user})
+	if err != nil && (local == stateLiked || local == stateUnliked) {
+		liked, err = local == stateLiked, nil
+	}
 	if err != nil {
 		c.Finish(Ticket{key: k, op: op}, false)
 		if errors.Is(err, ErrOverloaded) {

@@ -18,6 +18,7 @@ import (
 	"github.com/likes-sidecar/likes/counts"
 	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/eventlog"
+	"github.com/likes-sidecar/likes/likestate"
 	"github.com/likes-sidecar/likes/proxy"
 	"github.com/likes-sidecar/likes/store"
 )
@@ -99,6 +100,51 @@ func NewRedis(v *config.Values) (redis.UniversalClient, error) {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return redis.NewUniversalClient(o), nil
+}
+
+// LikeStateConfig reads the dedup.shared_state_* keys.
+func LikeStateConfig(v *config.Values) likestate.Config {
+	return likestate.Config{Shards: v.Int("dedup.shared_state_shards"), TTL: v.Duration("dedup.shared_state_ttl")}
+}
+
+// lookupLiked answers the authoritative check's questions: first from the
+// like states other sidecars shared through Redis (exact for recent pairs),
+// then from the database for the rest. A Redis failure sends every pair to
+// the database.
+func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pairs []dedupcache.Pair, warn *rateLimitedLogger) ([]bool, error) {
+	qs := make([]likestate.Pair, len(pairs))
+	for i, q := range pairs {
+		qs[i] = likestate.Pair{Post: q.Post, User: q.User}
+	}
+	states, err := shared.Lookup(ctx, qs)
+	if err != nil {
+		warn.Warn("reading shared like states from redis failed; asking the database", zap.Error(err))
+		states = make([]likestate.State, len(pairs))
+	}
+	out := make([]bool, len(pairs))
+	var keys []store.Key
+	var idx []int
+	for i, st := range states {
+		switch st {
+		case likestate.Liked:
+			out[i] = true
+		case likestate.Unliked:
+		default:
+			keys = append(keys, store.Key{Post: pairs[i].Post, User: pairs[i].User})
+			idx = append(idx, i)
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	has, err := db.HasLikes(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range idx {
+		out[i] = has[j]
+	}
+	return out, nil
 }
 
 // CoalescerConfig reads the coalesce.* keys.
@@ -187,6 +233,9 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if err := ProxyConfig(v).Validate(); err != nil {
 		return nil, err
 	}
+	if err := LikeStateConfig(v).Validate(); err != nil {
+		return nil, err
+	}
 	if p.Auth, err = auth.New(ac, time.Now); err != nil {
 		return nil, err
 	}
@@ -218,14 +267,15 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		LookupBatch:   v.Int("dedup.lookup_batch"),
 	}
 	db := p.Store
-	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]bool, error) {
-		keys := make([]store.Key, len(pairs))
-		for i, q := range pairs {
-			keys[i] = store.Key{Post: q.Post, User: q.User}
-		}
-		return db.HasLikes(ctx, keys)
+	shared, err := likestate.New(p.Redis, LikeStateConfig(v))
+	if err != nil {
+		return nil, err
 	}
-	if p.Dedup, err = dedupcache.New(dc, dedupcache.Deps{Lookup: lookup, Metrics: dedupcache.NewMetrics(reg)}); err != nil {
+	stateLimiter := newRateLimitedLogger(log, 5*time.Second)
+	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]bool, error) {
+		return lookupLiked(ctx, shared, db, pairs, stateLimiter)
+	}
+	if p.Dedup, err = dedupcache.New(dc, dedupcache.Deps{Lookup: lookup, SharedLookup: true, Metrics: dedupcache.NewMetrics(reg)}); err != nil {
 		return nil, err
 	}
 	co := CoalescerConfig(v)
@@ -238,6 +288,10 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		},
 		OnTailError: func(err error, _ int) {
 			tailLimiter.Warn("counter flush to redis failed; deltas kept for the next window", zap.Error(err))
+		},
+		Record: shared.Record,
+		OnRecordError: func(err error) {
+			stateLimiter.Warn("sharing like states through redis failed; other sidecars ask the database", zap.Error(err))
 		},
 		Metrics: coalescer.NewMetrics(reg),
 	}); err != nil {

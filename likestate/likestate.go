@@ -1,0 +1,201 @@
+// Package likestate keeps the exact like state of recently written
+// (post, user) pairs in Redis, shared by every sidecar, so that a request
+// through one sidecar sees what another sidecar acknowledged a moment ago.
+//
+// # Why
+//
+// The database is the durable record, but it lags the log by the consumer's
+// delay. Without a shared recent state, a user who likes through sidecar A
+// and unlikes through sidecar B a moment later would get 404 from B (the
+// database does not have the like yet), and a second like through B would be
+// accepted. Counts stay exact either way (the consumer absorbs duplicates);
+// the answers would not.
+//
+// # How
+//
+// Each hash key likes:r:<post>:<shard> (shard = user mod Config.Shards, no
+// hash tag, so shards spread over Redis Cluster slots) maps user → "1"
+// (liked) or "0" (unliked) and lives Config.TTL after its last write.
+// [Store.Record] is called by the coalescer after the log acknowledged a
+// batch and before any caller of that batch is answered: one pipelined round
+// trip with one HSET per (post, shard) touched, so it costs a few commands per
+// batch, not per like. [Store.Lookup] answers many pairs with one pipelined
+// round trip of HMGETs; pairs it does not know (expired, never written,
+// Redis data lost) go to the database.
+//
+// A recorded pair is exact for events acknowledged through the log in log
+// order; two sidecars accepting the same pair at the same instant race, and
+// the consumer resolves that race in log order (see package counts).
+//
+// Redis down: Record fails (logged by the caller; the acknowledgement stands,
+// the log is the record) and Lookup fails, so the caller falls back to the
+// database. Safe for concurrent use.
+package likestate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/likes-sidecar/likes/event"
+)
+
+// Config lays out the shared state.
+type Config struct {
+	// Shards is the number of hash keys per post (dedup.shared_state_shards).
+	Shards int
+	// TTL is how long a post's shard key lives after its last write
+	// (dedup.shared_state_ttl); keep it longer than the consumer's lag.
+	TTL time.Duration
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config { return Config{Shards: 16, TTL: 2 * time.Minute} }
+
+// Validate reports the first invalid field, named by its configuration key.
+func (c Config) Validate() error {
+	switch {
+	case c.Shards < 1 || c.Shards > 1024:
+		return fmt.Errorf("dedup.shared_state_shards: must be between 1 and 1024, got %d", c.Shards)
+	case c.TTL < time.Second:
+		return fmt.Errorf("dedup.shared_state_ttl: must be at least 1s, got %s", c.TTL)
+	}
+	return nil
+}
+
+// State is what the shared state knows of a pair.
+type State uint8
+
+const (
+	// Unknown: not recorded (or expired); ask the database.
+	Unknown State = iota
+	// Liked: the last acknowledged event was a like.
+	Liked
+	// Unliked: the last acknowledged event was an unlike.
+	Unliked
+)
+
+// Pair is one (post, user).
+type Pair struct{ Post, User int64 }
+
+// Store reads and writes the shared state.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if rdb == nil {
+		return nil, errors.New("likestate: nil redis client")
+	}
+	return &Store{rdb: rdb, cfg: cfg}, nil
+}
+
+func (s *Store) key(post, user int64) string {
+	b := make([]byte, 0, 40)
+	b = append(b, "likes:r:"...)
+	b = strconv.AppendInt(b, post, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, user%int64(s.cfg.Shards), 10)
+	return string(b)
+}
+
+// Record writes the final state of each pair in events (later events win;
+// events must be in log order), skipping events whose errs entry is not nil.
+// One pipelined round trip.
+func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) error {
+	type fields struct {
+		key  string
+		vals map[int64]byte
+	}
+	byKey := map[string]*fields{}
+	var order []*fields
+	for i := range events {
+		if errs != nil && errs[i] != nil {
+			continue
+		}
+		e := &events[i]
+		k := s.key(e.PostID, e.UserID)
+		f := byKey[k]
+		if f == nil {
+			f = &fields{key: k, vals: map[int64]byte{}}
+			byKey[k] = f
+			order = append(order, f)
+		}
+		v := byte('1')
+		if e.Op == event.Unlike {
+			v = '0'
+		}
+		f.vals[e.UserID] = v
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, f := range order {
+		args := make([]any, 0, 2*len(f.vals))
+		for u, v := range f.vals {
+			args = append(args, strconv.FormatInt(u, 10), string(v))
+		}
+		pipe.HSet(ctx, f.key, args...)
+		pipe.PExpire(ctx, f.key, s.cfg.TTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
+	}
+	return nil
+}
+
+// Lookup returns the state of each pair with one pipelined round trip.
+func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
+	type ask struct {
+		key   string
+		users []string
+		idx   []int
+	}
+	byKey := map[string]*ask{}
+	var order []*ask
+	for i, p := range pairs {
+		k := s.key(p.Post, p.User)
+		a := byKey[k]
+		if a == nil {
+			a = &ask{key: k}
+			byKey[k] = a
+			order = append(order, a)
+		}
+		a.users = append(a.users, strconv.FormatInt(p.User, 10))
+		a.idx = append(a.idx, i)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(order))
+	for i, a := range order {
+		cmds[i] = pipe.HMGet(ctx, a.key, a.users...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
+	}
+	out := make([]State, len(pairs))
+	for i, a := range order {
+		vals, err := cmds[i].Result()
+		if err != nil {
+			return nil, fmt.Errorf("look up like state: %w", err)
+		}
+		for j, v := range vals {
+			switch v {
+			case "1":
+				out[a.idx[j]] = Liked
+			case "0":
+				out[a.idx[j]] = Unliked
+			}
+		}
+	}
+	return out, nil
+}
