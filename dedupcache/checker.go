@@ -62,7 +62,7 @@ type Deps struct {
 	// only when Lookup fails; otherwise a stale local "liked" would answer
 	// 409 after an unlike through another sidecar.
 	SharedLookup bool
-	Now    func() time.Time
+	Now          func() time.Time
 	// Metrics, if set, counts decisions.
 	Metrics *Metrics
 }
