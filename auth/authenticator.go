@@ -40,6 +40,11 @@ type Authenticator struct {
 	keyfunc jwt.Keyfunc
 	cache   *tokenCache // nil when disabled
 
+	// fast is the HS256 fast path (nil unless the key is an HS256 secret);
+	// issuer and audience are the configured checks it repeats.
+	fast             *hs256Verifier
+	issuer, audience string
+
 	// verifications counts tokens handed to the JWT parser (cache misses that
 	// passed the cheap checks). Tests read it.
 	verifications atomic.Int64
@@ -77,6 +82,10 @@ func New(cfg Config, now func() time.Time) (*Authenticator, error) {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	a.parser = jwt.NewParser(opts...)
+	a.issuer, a.audience = cfg.Issuer, cfg.Audience
+	if keys.single != nil && keys.single.alg == jwt.SigningMethodHS256.Alg() {
+		a.fast = newHS256Verifier(keys.single.key.([]byte))
+	}
 	a.keyfunc = keys.keyfunc
 	a.cache = newTokenCache(cfg.CacheSize)
 	return a, nil
@@ -133,6 +142,14 @@ func (a *Authenticator) verify(token string, now int64) (int64, error) {
 		}
 	}
 	a.verifications.Add(1)
+	if a.fast != nil {
+		if id, e, ok, _ := a.verifyHS256Fast(token, time.Unix(0, now)); ok {
+			if a.cache != nil {
+				a.cache.put(token, e, now)
+			}
+			return id, nil
+		}
+	}
 	var claims jwt.RegisteredClaims
 	if _, err := a.parser.ParseWithClaims(token, &claims, a.keyfunc); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
