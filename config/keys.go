@@ -94,7 +94,7 @@ var Keys = []Key{
 	{"read.timeout", Duration, "1s", "", false, "bound on one count read (re-seed included)"},
 	{"dedup.recent_ttl", Duration, "1m", "", false, "how long an accepted (post, user) is remembered exactly"},
 	{"dedup.recent_max", Int, "500000", "", false, "pairs in the recent set"},
-	{"dedup.shared_state_shards", Int, "16", "", false, "Redis hash keys per post holding recently acknowledged like states, shared by all sidecars"},
+	{"dedup.shared_state_shards", Int, "4", "", false, "Redis hash keys per post holding recently acknowledged like states, shared by all sidecars"},
 	{"dedup.shared_state_ttl", Duration, "2m", "", false, "how long shared like states live; keep above the consumer's lag"},
 	{"dedup.lookup_timeout", Duration, "1s", "", false, "bound on one batched database lookup"},
 	{"dedup.lookup_batch", Int, "1000", "", false, "most pairs in one database lookup"},

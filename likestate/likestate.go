@@ -15,11 +15,12 @@
 //
 // Each hash key likes:r:<post>:<shard> (shard = user mod Config.Shards, no
 // hash tag, so shards spread over Redis Cluster slots) maps user → "1"
-// (liked) or "0" (unliked) and lives Config.TTL after its last write.
-// [Store.Record] is called by the coalescer after the log acknowledged a
-// batch and before any caller of that batch is answered: one pipelined round
-// trip with one HSET per (post, shard) touched, so it costs a few commands per
-// batch, not per like. [Store.Lookup] answers many pairs with one pipelined
+// (liked) or "0" (unliked) and lives about Config.TTL after its last write
+// (the TTL is refreshed at most every TTL/4 per key). [Store.Record] is
+// called by the coalescer after the log acknowledged a batch and before any
+// caller of that batch is answered: one pipelined round trip with one HSET
+// per (post, shard) touched, so it costs at most Shards commands per post
+// and batch, not per like. [Store.Lookup] answers many pairs with one pipelined
 // round trip of HMGETs; pairs it does not know (expired, never written,
 // Redis data lost) go to the database.
 //
@@ -37,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,7 +56,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the documented defaults.
-func DefaultConfig() Config { return Config{Shards: 16, TTL: 2 * time.Minute} }
+func DefaultConfig() Config { return Config{Shards: 4, TTL: 2 * time.Minute} }
 
 // Validate reports the first invalid field, named by its configuration key.
 func (c Config) Validate() error {
@@ -86,6 +88,29 @@ type Pair struct{ Post, User int64 }
 type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
+
+	// expired remembers when each key's TTL was last refreshed, so that a
+	// hot key gets a PEXPIRE every TTL/4, not with every batch.
+	mu      sync.Mutex
+	expired map[string]time.Time
+}
+
+// maxTracked bounds the expiry memory; past it the map is cleared (the next
+// batch of each key then refreshes its TTL again, which is harmless).
+const maxTracked = 100_000
+
+// needExpire reports whether key's TTL should be refreshed now.
+func (s *Store) needExpire(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.expired[key]; ok && now.Sub(last) < s.cfg.TTL/4 {
+		return false
+	}
+	if len(s.expired) >= maxTracked {
+		clear(s.expired)
+	}
+	s.expired[key] = now
+	return true
 }
 
 // New returns a Store on rdb.
@@ -96,7 +121,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("likestate: nil redis client")
 	}
-	return &Store{rdb: rdb, cfg: cfg}, nil
+	return &Store{rdb: rdb, cfg: cfg, expired: make(map[string]time.Time)}, nil
 }
 
 func (s *Store) key(post, user int64) string {
@@ -140,15 +165,26 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
+	now := time.Now()
+	var refreshed []string
 	for _, f := range order {
 		args := make([]any, 0, 2*len(f.vals))
 		for u, v := range f.vals {
 			args = append(args, strconv.FormatInt(u, 10), string(v))
 		}
 		pipe.HSet(ctx, f.key, args...)
-		pipe.PExpire(ctx, f.key, s.cfg.TTL)
+		if s.needExpire(f.key, now) {
+			pipe.PExpire(ctx, f.key, s.cfg.TTL)
+			refreshed = append(refreshed, f.key)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		// The TTLs may not have been set: refresh them with the next batch.
+		s.mu.Lock()
+		for _, k := range refreshed {
+			delete(s.expired, k)
+		}
+		s.mu.Unlock()
 		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
 	}
 	return nil
