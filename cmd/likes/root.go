@@ -26,7 +26,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "", "configuration file (YAML, JSON or TOML)")
-	root.AddCommand(newServe(), newDev(), newToken(), newVersion(), newMigrate(), newConfigCmd(), newConsume(), newHealthcheck())
+	root.AddCommand(newServe(), newDev(), newToken(), newVersion(), newMigrate(), newConfigCmd(), newConsume(), newHealthcheck(), newBench())
 	return root
 }
 
