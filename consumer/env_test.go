@@ -190,6 +190,13 @@ func (e *env) gen(rng *rand.Rand, n int, firstPost int64, posts, users int) []ev
 // model follows the log: a key ends as its last event says.
 func (e *env) produce(evs []event.Event) {
 	e.t.Helper()
+	if err := e.tryProduce(evs); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryProduce is produce for goroutines other than the test's.
+func (e *env) tryProduce(evs []event.Event) error {
 	now := time.Now()
 	bucket := counts.BucketOf(now, e.cfg.Counts.Bucket)
 	msgs := make([]kafka.Message, len(evs))
@@ -209,11 +216,12 @@ func (e *env) produce(evs []event.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.w.WriteMessages(ctx, msgs...); err != nil {
-		e.t.Fatalf("produce %d events: %v", len(msgs), err)
+		return fmt.Errorf("produce %d events: %w", len(msgs), err)
 	}
 	if _, err := counts.WriteTail(ctx, e.rdb, e.cfg.Counts.TailTTL, deltas); err != nil {
 		e.t.Logf("tail write failed (a sidecar would retry; the tail is speculative): %v", err)
 	}
+	return nil
 }
 
 // produceRaw publishes record values as they are, keyed by post 1.
