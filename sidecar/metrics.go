@@ -27,6 +27,25 @@ func registerPending(reg prometheus.Registerer, pending func() int) {
 	}, func() float64 { return float64(pending()) }))
 }
 
+// registerReady exports the readiness state as likes_ready, computed at
+// scrape time from probe: what /readyz answers, for alerting on pods whose
+// readiness is not wired to a Kubernetes probe. A second registration on the
+// same registry keeps the first.
+func registerReady(reg prometheus.Registerer, probe *Probe) {
+	if reg == nil {
+		return
+	}
+	_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "likes_ready",
+		Help: "1 when the sidecar is ready (Redis and Kafka answer, not draining), as /readyz says; 0 otherwise.",
+	}, func() float64 {
+		if probe.Ready() == nil {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // countMetrics observe the count source's Redis calls.
 type countMetrics struct {
 	seconds   *prometheus.HistogramVec // by op: read, reseed

@@ -144,3 +144,27 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name, op string) uin
 	t.Fatalf("no metric %s{op=%q}", name, op)
 	return 0
 }
+
+func TestReadyGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	probe := &Probe{}
+	registerReady(reg, probe)
+	registerReady(reg, &Probe{}) // a second registration keeps the first
+	value := func() float64 { return family(t, reg, "likes_ready").Metric[0].GetGauge().GetValue() }
+	if got := value(); got != 0 {
+		t.Fatalf("starting: got %v, want 0", got)
+	}
+	probe.set(nil)
+	if got := value(); got != 1 {
+		t.Fatalf("dependencies answer: got %v, want 1", got)
+	}
+	probe.set(errors.New("redis: connection refused"))
+	if got := value(); got != 0 {
+		t.Fatalf("redis down: got %v, want 0", got)
+	}
+	probe.set(nil)
+	probe.SetDraining()
+	if got := value(); got != 0 {
+		t.Fatalf("draining: got %v, want 0", got)
+	}
+}

@@ -109,6 +109,9 @@ func (p *Parts) Serve(ctx context.Context, apiLn, adminLn net.Listener, probe *P
 	if probe == nil {
 		probe = &Probe{}
 	}
+	if p.Registry != nil {
+		registerReady(p.Registry, probe)
+	}
 	admin := p.Handlers(probe)
 	var api http.Handler = p.API
 	if adminLn == nil {
