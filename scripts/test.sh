@@ -104,7 +104,7 @@ required_packages() {
 # Tools that only some tests need (browser tests will need chromium). Add one
 # "command:package" entry per tool; a missing one is installed with the rest.
 OPTIONAL_TOOLS=(
-	# "chromium:chromium"
+	"chromium:chromium" # bench: TestReportDrawsInChromium renders bench.html headless
 )
 optional_packages() {
 	local entry
