@@ -53,8 +53,11 @@ type LookupFunc func(ctx context.Context, pairs []Pair) ([]bool, error)
 // Deps are the checker's collaborators.
 type Deps struct {
 	Lookup LookupFunc
-	// Filter, if set, answers "definitely new" for likes so that they skip the
-	// database lookup (see filter.go).
+	// Local, if set, is the in-process filter: its "maybe" sends a like
+	// straight to the authoritative check.
+	Local *Local
+	// Filter, if set, is the shared filter ([Shared]): its "new" lets a like
+	// through with no lookup, its "never added" answers an unlike 404.
 	Filter Filter
 	// SharedLookup says Lookup also sees the other sidecars' recent writes
 	// (package likestate). The recent set then still serialises requests for
@@ -174,11 +177,16 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 
 // decide answers for a pair the recent set cannot decide alone; the pair is
 // pending. local is what this sidecar last decided for the pair (stateNone if
-// nothing): the fallback answer when Lookup fails.
+// nothing): the fallback answer when Lookup fails. The filters are asked only
+// about pairs this sidecar knows nothing of.
 func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pairState) (Ticket, error) {
-	if op == event.Like && local == stateNone && c.deps.Filter != nil {
-		if isNew, err := c.deps.Filter.CheckAndAdd(ctx, k.post, k.user); err == nil && isNew {
-			return Ticket{key: k, op: op}, nil
+	var fv filterVerdict
+	if local == stateNone {
+		var done bool
+		var t Ticket
+		var err error
+		if fv, t, done, err = c.filters(ctx, k, op); done {
+			return t, err
 		}
 	}
 	liked, err := c.lookups.do(ctx, Pair{k.post, k.user})
@@ -205,7 +213,76 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 		c.settle(k, stateUnliked)
 		return Ticket{}, ErrNotLiked
 	}
+	if op == event.Like {
+		// The like will be accepted. A filter that said maybe was wrong.
+		if fv.localMaybe {
+			c.countResult("local", "false_positive")
+		}
+		if fv.sharedMaybe {
+			c.countResult("shared", "false_positive")
+		}
+		// The shared filter must hold every accepted like; this one skipped
+		// its test-and-add (local maybe) or the test-and-add failed.
+		if fv.needAdd {
+			c.deps.Filter.Add(k.post, k.user)
+		}
+	}
 	return Ticket{key: k, op: op, prior: st}, nil
+}
+
+// filterVerdict is what the fast layers said about a pair they passed on.
+type filterVerdict struct {
+	localMaybe  bool // the local filter said maybe
+	sharedMaybe bool // the shared filter said maybe (trusted)
+	needAdd     bool // the pair may be missing from the shared filter
+}
+
+// filters asks the fast layers. done means they decided: t and err are the
+// answer. Otherwise the authoritative check decides, told fv.
+func (c *Checker) filters(ctx context.Context, k pairKey, op event.Op) (fv filterVerdict, t Ticket, done bool, err error) {
+	shared := c.deps.Filter
+	if op == event.Unlike {
+		// Only the shared filter can prove an unlike wrong: "never added"
+		// means never liked through any sidecar. The local filter proves
+		// nothing (another sidecar may have taken the like).
+		if shared == nil {
+			return fv, t, false, nil
+		}
+		a, ferr := shared.Test(ctx, k.post, k.user)
+		if ferr != nil || a != NotSeen {
+			if ferr == nil {
+				c.countResult("shared", "maybe")
+			}
+			return fv, t, false, nil
+		}
+		c.countResult("shared", "duplicate")
+		c.settle(k, stateUnliked)
+		return fv, Ticket{}, true, ErrNotLiked
+	}
+	if l := c.deps.Local; l != nil {
+		if !l.TestAndAdd(k.post, k.user) {
+			c.countResult("local", "maybe")
+			fv.localMaybe, fv.needAdd = true, shared != nil
+			return fv, t, false, nil
+		}
+		c.countResult("local", "new")
+	}
+	if shared == nil {
+		return fv, t, false, nil
+	}
+	a, ferr := shared.TestAndAdd(ctx, k.post, k.user)
+	switch {
+	case ferr != nil:
+		// Degraded: ask the database; re-add the pair when Redis is back.
+		fv.needAdd = true
+	case a == NotSeen:
+		c.countResult("shared", "new")
+		return fv, Ticket{key: k, op: op}, true, nil
+	default:
+		c.countResult("shared", "maybe")
+		fv.sharedMaybe = a == MaybeSeen
+	}
+	return fv, t, false, nil
 }
 
 // Finish ends a reservation. ok means the event was acknowledged by the log:
@@ -249,6 +326,12 @@ func (c *Checker) Len() int {
 		c.locks[i].Unlock()
 	}
 	return n
+}
+
+func (c *Checker) countResult(layer, result string) {
+	if m := c.deps.Metrics; m != nil {
+		m.Decisions.WithLabelValues(layer, result).Inc()
+	}
 }
 
 func (c *Checker) count(layer string, st pairState, op event.Op) {

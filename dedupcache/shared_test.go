@@ -1,0 +1,516 @@
+package dedupcache
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/likes-sidecar/likes/internal/testenv"
+)
+
+// postCounts is a hand-written stand-in for the database's per-post like
+// counts (SharedDeps.PostLikes).
+type postCounts struct {
+	mu    sync.Mutex
+	n     map[int64]int64
+	calls int
+	err   error
+}
+
+func (p *postCounts) set(post, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == nil {
+		p.n = map[int64]int64{}
+	}
+	p.n[post] = n
+}
+
+func (p *postCounts) postLikes(_ context.Context, posts []int64) ([]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.err != nil {
+		return nil, p.err
+	}
+	out := make([]int64, len(posts))
+	for i, q := range posts {
+		out[i] = p.n[q]
+	}
+	return out, nil
+}
+
+func testSharedConfig() SharedConfig {
+	c := DefaultSharedConfig()
+	c.Timeout = 2 * time.Second // shared, loaded test machines
+	return c
+}
+
+func newTestShared(t testing.TB, rdb redis.UniversalClient, cfg SharedConfig, pc func(context.Context, []int64) ([]int64, error), m *Metrics) *Shared {
+	t.Helper()
+	s, err := NewShared(context.Background(), rdb, cfg, SharedDeps{PostLikes: pc, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// waitTrusted polls until a fresh pair of post is answered NotSeen, which
+// needs the post's filter verified.
+func waitTrusted(t *testing.T, s *Shared, post int64) {
+	t.Helper()
+	probe := int64(-1)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		probe--
+		a, err := s.Test(context.Background(), post, probe)
+		if err != nil {
+			return err
+		}
+		if a != NotSeen {
+			return fmt.Errorf("post %d: got %v for a fresh pair, want NotSeen", post, a)
+		}
+		return nil
+	})
+}
+
+func TestSharedFilter(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+
+	t.Run("a new post's filter answers Unverified until verified, then NotSeen once and MaybeSeen after", func(t *testing.T) {
+		pc := &postCounts{}
+		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+		if s.Mode() != "bitmap" {
+			t.Fatalf("got mode %q, want bitmap (the machine's Redis has no BF.*)", s.Mode())
+		}
+		a, err := s.TestAndAdd(ctx, 100, 1)
+		if err != nil || a != Unverified {
+			t.Fatalf("got %v, %v, want Unverified", a, err)
+		}
+		waitTrusted(t, s, 100)
+		if a, err := s.TestAndAdd(ctx, 100, 2); err != nil || a != NotSeen {
+			t.Fatalf("first like of user 2: got %v, %v, want NotSeen", a, err)
+		}
+		if a, err := s.TestAndAdd(ctx, 100, 2); err != nil || a != MaybeSeen {
+			t.Fatalf("second like of user 2: got %v, %v, want MaybeSeen", a, err)
+		}
+		if a, err := s.TestAndAdd(ctx, 100, 1); err != nil || a != MaybeSeen {
+			t.Fatalf("user 1, added while unverified: got %v, %v, want MaybeSeen", a, err)
+		}
+		if a, err := s.Test(ctx, 100, 3); err != nil || a != NotSeen {
+			t.Fatalf("test of user 3: got %v, %v, want NotSeen", a, err)
+		}
+		if a, err := s.TestAndAdd(ctx, 100, 3); err != nil || a != NotSeen {
+			t.Fatalf("Test must not add: got %v, %v, want NotSeen", a, err)
+		}
+	})
+
+	t.Run("a post that has likes in the database stays unverified", func(t *testing.T) {
+		pc := &postCounts{}
+		pc.set(200, 7)
+		m := NewMetrics(nil)
+		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, m)
+		if a, err := s.TestAndAdd(ctx, 200, 1); err != nil || a != Unverified {
+			t.Fatalf("got %v, %v, want Unverified", a, err)
+		}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if n := metricValue(m.Verifications.WithLabelValues("has_likes")); n < 1 {
+				return fmt.Errorf("got %v has_likes verifications, want 1", n)
+			}
+			return nil
+		})
+		for u := int64(2); u < 50; u++ {
+			if a, err := s.TestAndAdd(ctx, 200, u); err != nil || a != Unverified {
+				t.Fatalf("user %d: got %v, %v, want Unverified", u, a, err)
+			}
+		}
+	})
+
+	t.Run("the script sets exactly the bits Go computes for a pair", func(t *testing.T) {
+		pc := &postCounts{}
+		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+		const post, user = 300, 4242
+		if _, err := s.TestAndAdd(ctx, post, user); err != nil {
+			t.Fatal(err)
+		}
+		key := string(appendBitmapKey(nil, post, shardOf(user, s.cfg.Shards)))
+		for _, pos := range s.geo.positions(0, hashPair(post, user)) {
+			if b, err := rdb.GetBit(ctx, key, int64(pos)).Result(); err != nil || b != 1 {
+				t.Fatalf("bit %d of %s: got %d, %v, want 1", pos, key, b, err)
+			}
+		}
+		hdr, err := rdb.BitField(ctx, key, "GET", "u8", "#1", "GET", "u16", "#1", "GET", "u32", "#1").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] != 1 || hdr[1] != int64(s.geo.id) || hdr[2] != 1 {
+			t.Fatalf("header: got layers %d, geometry %d, count %d, want 1, %d, 1", hdr[0], hdr[1], hdr[2], s.geo.id)
+		}
+		ttl, err := rdb.PTTL(ctx, key).Result()
+		if err != nil || ttl <= 0 || ttl > s.cfg.TTL {
+			t.Fatalf("PTTL: got %v, %v, want in (0, %v]", ttl, err, s.cfg.TTL)
+		}
+	})
+
+	t.Run("a filter grows by layers and never forgets a pair", func(t *testing.T) {
+		pc := &postCounts{}
+		cfg := testSharedConfig()
+		cfg.Shards, cfg.Capacity = 2, 1024 // 512 pairs per shard in the first layer
+		s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+		const post = 400
+		s.TestAndAdd(ctx, post, 0)
+		waitTrusted(t, s, post)
+		const n = 6000
+		added := checkMany(t, s, post, 1, n, true)
+		layers := map[int64]bool{}
+		for sh := range cfg.Shards {
+			l, err := rdb.BitField(ctx, string(appendBitmapKey(nil, post, sh)), "GET", "u8", "#1").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers[l[0]] = true
+		}
+		if layers[1] {
+			t.Fatalf("got a shard with one layer after %d pairs, want several: %v", n, layers)
+		}
+		again := checkMany(t, s, post, 1, n, true)
+		if again != 0 {
+			t.Fatalf("got %d of %d added pairs answered NotSeen, want 0 (no false negatives across layers)", again, n)
+		}
+		fresh := checkMany(t, s, post, n+1, 2*n, false)
+		want := s.geo.fpAt(n / uint64(cfg.Shards))
+		if fp := 1 - float64(fresh)/n; fp > 2*cfg.FPRate || fp > 1.5*want+0.005 {
+			t.Fatalf("false-positive rate after %d pairs: got %.4f, want about %.4f and below %.4f", n, fp, want, 2*cfg.FPRate)
+		}
+		t.Logf("%d pairs over %d shards: %d pairs added new, fresh pairs NotSeen %d/%d", n, cfg.Shards, added, fresh, n)
+	})
+
+	t.Run("a script flushed from the server is loaded again", func(t *testing.T) {
+		pc := &postCounts{}
+		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+		s.TestAndAdd(ctx, 500, 0)
+		waitTrusted(t, s, 500)
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.TestAndAdd(ctx, 500, 1); err != nil || a != NotSeen {
+			t.Fatalf("got %v, %v, want NotSeen", a, err)
+		}
+	})
+
+	t.Run("a key written with another layout is answered MaybeSeen, not misread", func(t *testing.T) {
+		pc := &postCounts{}
+		a := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+		cfg := testSharedConfig()
+		cfg.FPRate = 0.001
+		b := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+		a.TestAndAdd(ctx, 600, 0)
+		waitTrusted(t, a, 600)
+		for u := int64(1); u < 20; u++ {
+			if got, err := b.TestAndAdd(ctx, 600, u); err != nil || got != MaybeSeen {
+				t.Fatalf("user %d through the other layout: got %v, %v, want MaybeSeen", u, got, err)
+			}
+		}
+	})
+
+	t.Run("a mode that contradicts the fleet's record is refused", func(t *testing.T) {
+		r := testenv.Redis(t).Client(t)
+		if err := r.Set(ctx, modeKey, "bloom", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		pc := &postCounts{}
+		cfg := testSharedConfig()
+		cfg.Mode = "bitmap"
+		s := newTestShared(t, r, cfg, pc.postLikes, nil)
+		if s.Mode() != "" {
+			t.Fatalf("got mode %q, want none", s.Mode())
+		}
+		if _, err := s.TestAndAdd(ctx, 1, 1); err == nil {
+			t.Fatal("got no error from a filter that chose no representation, want one")
+		}
+	})
+
+	t.Run("the first sidecar records the representation", func(t *testing.T) {
+		r := testenv.Redis(t).Client(t)
+		pc := &postCounts{}
+		newTestShared(t, r, testSharedConfig(), pc.postLikes, nil)
+		if got, err := r.Get(ctx, modeKey).Result(); err != nil || got != "bitmap" {
+			t.Fatalf("got %q, %v, want bitmap", got, err)
+		}
+	})
+}
+
+// checkMany test-and-adds (add) or tests users [from, to) of post in
+// concurrent batches and returns how many were answered NotSeen.
+func checkMany(t *testing.T, s *Shared, post, from, to int64, add bool) int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	const workers = 16
+	for w := range int64(workers) {
+		wg.Go(func() {
+			for u := from + w; u < to; u += workers {
+				var a Answer
+				var err error
+				if add {
+					a, err = s.TestAndAdd(context.Background(), post, u)
+				} else {
+					a, err = s.Test(context.Background(), post, u)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a == NotSeen {
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return n
+}
+
+func TestSharedFilterDegradedMode(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	pc := &postCounts{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	cfg := testSharedConfig()
+	cfg.Timeout = 300 * time.Millisecond
+	s := newTestShared(t, rdb, cfg, pc.postLikes, m)
+	s.TestAndAdd(ctx, 1, 0)
+	waitTrusted(t, s, 1)
+
+	srv.Kill()
+	if _, err := s.TestAndAdd(ctx, 1, 1); err == nil {
+		t.Fatal("got no error with Redis down, want one")
+	}
+	if up := metricValue(m.SharedUp); up != 0 {
+		t.Fatalf("likes_dedup_shared_up: got %v, want 0", up)
+	}
+	if n := metricValue(m.SharedErrors); n < 1 {
+		t.Fatalf("likes_dedup_shared_errors_total: got %v, want at least 1", n)
+	}
+	s.Add(1, 1) // accepted through the database meanwhile
+	if n := s.PendingAdds(); n != 1 {
+		t.Fatalf("pending adds: got %d, want 1", n)
+	}
+
+	pc.set(1, 2) // the database holds the likes of users 0 and 1
+	srv.Start(t) // no data: the filter is gone
+	key := string(appendBitmapKey(nil, 1, shardOf(1, cfg.Shards)))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 1 {
+			return fmt.Errorf("key of the re-added pair: got %d, %v, want it to exist", n, err)
+		}
+		return nil
+	})
+	if n := s.PendingAdds(); n != 0 {
+		t.Fatalf("got %d pending adds, want 0", n)
+	}
+	// The rebuilt filter misses the likes taken before the loss: it must not
+	// be trusted while the post has likes.
+	if a, err := s.TestAndAdd(ctx, 1, 0); err != nil || a != Unverified {
+		t.Fatalf("a liker from before the loss: got %v, %v, want Unverified", a, err)
+	}
+	if up := metricValue(m.SharedUp); up != 1 {
+		t.Fatalf("likes_dedup_shared_up: got %v, want 1", up)
+	}
+}
+
+func TestSharedFilterOnRedisCluster(t *testing.T) {
+	c := testenv.RedisCluster(t)
+	rdb := c.Client(t)
+	ctx := context.Background()
+	pc := &postCounts{}
+	cfg := testSharedConfig()
+	cfg.Shards = 16
+	s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+	const post = 77
+	s.TestAndAdd(ctx, post, 0)
+	waitTrusted(t, s, post)
+	if got := checkMany(t, s, post, 1, 2001, true); got < 1990 {
+		t.Fatalf("got %d of 2000 fresh likes answered NotSeen, want about all", got)
+	}
+	if got := checkMany(t, s, post, 1, 2001, true); got != 0 {
+		t.Fatalf("got %d of 2000 repeated likes answered NotSeen, want 0", got)
+	}
+
+	t.Run("a post's shard keys spread over slots and nodes", func(t *testing.T) {
+		slots := map[int64]bool{}
+		for sh := range cfg.Shards {
+			key := string(appendBitmapKey(nil, post, sh))
+			if strings.ContainsAny(key, "{}") {
+				t.Fatalf("key %q has a hash tag, want none", key)
+			}
+			slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slots[slot] = true
+		}
+		if len(slots) != cfg.Shards {
+			t.Fatalf("got %d distinct slots for %d shard keys, want %d", len(slots), cfg.Shards, cfg.Shards)
+		}
+		var mu sync.Mutex
+		nodes := 0
+		err := rdb.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			keys, err := n.Keys(ctx, fmt.Sprintf("likes:f:%d:*", post)).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				mu.Lock()
+				nodes++
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nodes < 2 {
+			t.Fatalf("got the post's shard keys on %d node(s), want them spread over at least 2 of 3", nodes)
+		}
+	})
+}
+
+func TestSharedFilterWithBloomModule(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	has, err := hasBloom(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has {
+		t.Skip("redis-server lacks the bloom module (no BF.INSERT / BF.MEXISTS): the BF.* path needs Redis 8, Redis Stack or Valkey with valkey-bloom")
+	}
+	pc := &postCounts{}
+	cfg := testSharedConfig()
+	cfg.Mode = "bloom"
+	s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+	if s.Mode() != "bloom" {
+		t.Fatalf("got mode %q, want bloom", s.Mode())
+	}
+	if a, err := s.TestAndAdd(ctx, 1, 1); err != nil || a != Unverified {
+		t.Fatalf("got %v, %v, want Unverified", a, err)
+	}
+	waitTrusted(t, s, 1)
+	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != NotSeen {
+		t.Fatalf("got %v, %v, want NotSeen", a, err)
+	}
+	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != MaybeSeen {
+		t.Fatalf("got %v, %v, want MaybeSeen", a, err)
+	}
+	if a, err := s.Test(ctx, 1, 1); err != nil || a != MaybeSeen {
+		t.Fatalf("got %v, %v, want MaybeSeen", a, err)
+	}
+	if err := rdb.Del(ctx, bloomKeys(1, shardOf(2, cfg.Shards))[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pc.set(1, 2)
+	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != Unverified {
+		t.Fatalf("after the filter was lost: got %v, %v, want Unverified", a, err)
+	}
+}
+
+func TestGeometry(t *testing.T) {
+	t.Run("layers grow by the growth factor and tighten by half", func(t *testing.T) {
+		g, err := newGeometry(1000, 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.layers) < 5 {
+			t.Fatalf("got %d layers, want at least 5", len(g.layers))
+		}
+		for i := 1; i < len(g.layers); i++ {
+			a, b := g.layers[i-1], g.layers[i]
+			if b.cap != a.cap*sharedGrowth || b.off != a.off+a.m || b.k <= a.k {
+				t.Fatalf("layer %d after %+v: got %+v", i, a, b)
+			}
+		}
+		last := g.layers[len(g.layers)-1]
+		if last.off+last.m > maxKeyBits {
+			t.Fatalf("got %d bits, want at most %d", last.off+last.m, maxKeyBits)
+		}
+	})
+	t.Run("the first layer costs about 9.6 bits per pair at 1%", func(t *testing.T) {
+		g, err := newGeometry(1_000_000, 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bits := float64(g.layers[0].m) / 1e6; bits < 9.5 || bits > 9.7 {
+			t.Fatalf("got %.2f bits per pair, want about 9.6", bits)
+		}
+		if fp := g.fpAt(1_000_000); fp < 0.009 || fp > 0.011 {
+			t.Fatalf("false-positive rate at capacity: got %.4f, want about 0.01", fp)
+		}
+		if fp := g.fpAt(10_000_000); fp > 0.02 {
+			t.Fatalf("false-positive rate at 10x capacity: got %.4f, want below 0.02", fp)
+		}
+	})
+	t.Run("a first layer over 128 MiB is refused", func(t *testing.T) {
+		if _, err := newGeometry(200_000_000, 0.001); err == nil {
+			t.Fatal("got no error, want one")
+		}
+	})
+}
+
+func TestSharedConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*SharedConfig)
+		want string
+	}{
+		{"the defaults are valid", func(*SharedConfig) {}, ""},
+		{"an unknown mode is refused", func(c *SharedConfig) { c.Mode = "fast" }, "dedup.shared_mode"},
+		{"zero shards are refused", func(c *SharedConfig) { c.Shards = 0 }, "dedup.shared_shards"},
+		{"a capacity below the shards is refused", func(c *SharedConfig) { c.Capacity = 2 }, "dedup.shared_capacity"},
+		{"a false-positive rate of 0 is refused", func(c *SharedConfig) { c.FPRate = 0 }, "dedup.fp_rate"},
+		{"NaN is refused", func(c *SharedConfig) { c.FPRate = nan() }, "dedup.fp_rate"},
+		{"a TTL under a minute is refused", func(c *SharedConfig) { c.TTL = time.Second }, "dedup.shared_ttl"},
+		{"a zero timeout is refused", func(c *SharedConfig) { c.Timeout = 0 }, "dedup.shared_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultSharedConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+
+func nan() float64 { z := 0.0; return z / z }
+
+// metricValue reads a counter or gauge (one series).
+func metricValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var d dto.Metric
+	if err := (<-ch).Write(&d); err != nil {
+		panic(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}
