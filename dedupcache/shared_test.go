@@ -498,7 +498,6 @@ func TestSharedConfigValidate(t *testing.T) {
 	}
 }
 
-
 func nan() float64 { z := 0.0; return z / z }
 
 // metricValue reads a counter or gauge (one series).
