@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -202,7 +203,7 @@ func readResponse(br *bufio.Reader, buf []byte) (status int, body []byte, keepAl
 		return 0, buf, false, fmt.Errorf("%w: no Content-Length", errBadResponse)
 	}
 	start := len(buf)
-	buf = append(buf, make([]byte, length)...)
+	buf = slices.Grow(buf, length)[:start+length]
 	if _, err := io.ReadFull(br, buf[start:]); err != nil {
 		return 0, buf[:start], false, fmt.Errorf("%w: body: %v", errBadResponse, err)
 	}
@@ -237,7 +238,7 @@ func readChunked(br *bufio.Reader, buf []byte) ([]byte, error) {
 			}
 		}
 		at := len(buf)
-		buf = append(buf, make([]byte, n)...)
+		buf = slices.Grow(buf, int(n))[:at+int(n)]
 		if _, err := io.ReadFull(br, buf[at:]); err != nil {
 			return buf[:at], fmt.Errorf("%w: chunk: %v", errBadResponse, err)
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -216,14 +217,39 @@ func TestConn(t *testing.T) {
 
 func BenchmarkReadResponse(b *testing.B) {
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 46\r\nDate: Fri, 27 Nov 2026 08:00:00 GMT\r\n\r\n{\"post_id\":1,\"count\":42,\"is_approximate\":true}")
-	r := strings.NewReader("")
+	r := bytes.NewReader(nil)
 	br := bufio.NewReader(r)
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Reset(string(resp))
+		r.Reset(resp)
 		br.Reset(r)
 		_, buf, _, _ = readResponse(br, buf[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "responses/s")
+}
+
+// BenchmarkClientAgainstBareHTTP is the ceiling of this client and Go's
+// HTTP server on loopback, on this machine: compare likes/s with it.
+func BenchmarkClientAgainstBareHTTP(b *testing.B) {
+	sys, err := startBare()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.close()
+	addr := sys.addrs()[0]
+	tok := []byte("header.payload.signature")
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		c := newConn(addr, 5*time.Second)
+		defer c.close()
+		for pb.Next() {
+			if st, _, err := c.do(op{kind: opLike, post: 1, user: 1}, tok); err != nil || st != 200 {
+				b.Errorf("got %d %v, want 200", st, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
 }

@@ -21,7 +21,9 @@ import (
 // a counting TCP proxy in front of it that parses the client side of the
 // RESP stream; both give the same numbers for the same traffic, including
 // the connection handshake commands (HELLO, CLIENT SETINFO) and pipelines
-// (each command counts, not each round trip).
+// (each command counts, not each round trip). One difference remains: a
+// command that redis-server rejects before running it (CLIENT SETINFO on
+// Redis 7.0) is not in its statistics but is counted by the proxy.
 
 // commandCounter returns cumulative per-command call counts (lower case).
 type commandCounter interface {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -47,6 +48,9 @@ type likesSystem struct {
 
 func startLikes(ctx context.Context, e *environment, run string) (_ system, err error) {
 	s := &likesSystem{env: e, reg: prometheus.NewRegistry(), consReg: prometheus.NewRegistry()}
+	// As `likes serve` registers them: /metrics then tells the sidecar's
+	// memory to a --target run.
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
 		if err != nil {
 			s.close()

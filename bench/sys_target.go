@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/likes-sidecar/likes/store"
 )
+
+var errNoRedisStats = errors.New("n/a: give --redis-addrs to count Redis commands")
 
 // targetSystem drives sidecars that are already running (--target). What
 // it can report depends on what it is given: log and memory figures come
@@ -61,6 +64,8 @@ func (s *targetSystem) sample(ctx context.Context) sample {
 	var out sample
 	if s.counter != nil {
 		out.redis, out.redisErr = s.counter.commands(ctx)
+	} else {
+		out.redisErr = errNoRedisStats
 	}
 	for _, u := range s.metrics {
 		m, err := s.scrape(ctx, u)
