@@ -47,7 +47,7 @@ fixed loopback ports so that further 'likes serve' processes can join.`,
 	cmd.Flags().StringVar(&redisListen, "redis-listen", "", "expose the embedded Redis-protocol server on this address (default: a free loopback port)")
 	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "", "expose the embedded Kafka-protocol broker on this loopback address (default: a free port)")
 	cmd.Flags().IntVar(&partitions, "partitions", 4, "partitions of the embedded topic")
-	config.AddFlags(cmd.Flags(), "http.listen", "admin.listen", "auth.jwt_secret", "db.url", "log.level", "log.format")
+	config.AddFlags(cmd.Flags(), "http.listen", "admin.listen", "extproc.listen", "auth.jwt_secret", "db.url", "log.level", "log.format")
 	return cmd
 }
 
@@ -62,6 +62,9 @@ func runDev(v *config.Values, o devOptions) error {
 		return err
 	}
 	defer log.Sync()
+	if err := checkExtProc(v); err != nil {
+		return err
+	}
 	stack, err := devstack.Start(devstack.Options{
 		RedisListen: o.redisListen, KafkaListen: o.kafkaListen, DataDir: o.dataDir,
 		Topic: v.String("kafka.topic"), Partitions: o.partitions,
@@ -94,6 +97,10 @@ func runDev(v *config.Values, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	extra, extAddr, err := extProc(v, parts)
+	if err != nil {
+		return err
+	}
 
 	// The consumer runs until the sidecar has drained and it has caught up.
 	consumerCtx, stopConsumer := context.WithCancel(context.Background())
@@ -109,7 +116,10 @@ func runDev(v *config.Values, o devOptions) error {
 	}
 
 	printBanner(v, apiLn.Addr().String(), stack)
-	serveErr := parts.Serve(ctx, apiLn, adminLn, nil, nil)
+	if extAddr != "" {
+		fmt.Fprintf(os.Stdout, "  Envoy       ext_proc on %s (examples/envoy/envoy.yaml)\n\n", extAddr)
+	}
+	serveErr := parts.Serve(ctx, apiLn, adminLn, nil, extra)
 
 	// The embedded log lives in memory: let the consumer write all of it to
 	// SQLite before the process exits.

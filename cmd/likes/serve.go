@@ -13,7 +13,7 @@ import (
 	"github.com/likes-sidecar/likes/sidecar"
 )
 
-var serveFlags = []string{"http.listen", "admin.listen", "sidecar.id", "redis.addrs", "kafka.brokers", "db.url", "db.migrate", "auth.jwt_secret", "log.level", "log.format"}
+var serveFlags = []string{"http.listen", "admin.listen", "extproc.listen", "sidecar.id", "redis.addrs", "kafka.brokers", "db.url", "db.migrate", "auth.jwt_secret", "log.level", "log.format"}
 
 func newServe() *cobra.Command {
 	cmd := &cobra.Command{
@@ -61,6 +61,9 @@ func runServe(v *config.Values) error {
 	defer log.Sync()
 	ctx, stop := signalContext()
 	defer stop()
+	if err := checkExtProc(v); err != nil {
+		return err
+	}
 	parts, err := sidecar.Build(ctx, v, log, newRegistry())
 	if err != nil {
 		return err
@@ -69,10 +72,17 @@ func runServe(v *config.Values) error {
 	if err != nil {
 		return err
 	}
+	extra, extAddr, err := extProc(v, parts)
+	if err != nil {
+		return err
+	}
 	fields := []zap.Field{zap.String("listen", apiLn.Addr().String()), zap.String("db", parts.Store.String())}
 	if adminLn != nil {
 		fields = append(fields, zap.String("admin", adminLn.Addr().String()))
 	}
+	if extAddr != "" {
+		fields = append(fields, zap.String("extproc", extAddr))
+	}
 	log.Info("likes serve ready", fields...)
-	return parts.Serve(ctx, apiLn, adminLn, nil, nil)
+	return parts.Serve(ctx, apiLn, adminLn, nil, extra)
 }
