@@ -204,9 +204,9 @@ func (c *Consumer) commitLoop(ctx context.Context, gen *kafka.Generation, initia
 }
 
 // WaitCaughtUp blocks until, for every partition of the topic, the
-// database's next offset is at or past the partition's high watermark as
-// read when WaitCaughtUp was called: every event in the log by then is in
-// the database. It polls the database every 20ms and returns ctx's error if
+// database's next offset is at the partition's high watermark as read when
+// WaitCaughtUp was called (or past it, if the log is empty): every event in
+// the log by then is in the database. It polls the database every 20ms and returns ctx's error if
 // ctx ends first. It works whether or not this consumer is running (another
 // member of the group may be doing the work). Safe for concurrent use.
 func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
@@ -214,13 +214,14 @@ func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	high := make(map[int32]int64, len(parts))
+	type span struct{ first, high int64 }
+	logs := make(map[int32]span, len(parts))
 	for _, p := range parts {
-		_, last, err := c.bounds(ctx, p)
+		first, last, err := c.bounds(ctx, p)
 		if err != nil {
 			return err
 		}
-		high[p] = last
+		logs[p] = span{first, last}
 	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -228,8 +229,11 @@ func (c *Consumer) WaitCaughtUp(ctx context.Context) error {
 		offs, err := c.db.CommittedOffsets(ctx, c.cfg.Topic)
 		if err == nil {
 			done := true
-			for p, h := range high {
-				if offs[p] < h {
+			for p, l := range logs {
+				// A stored offset beyond a non-empty log's end belongs to an
+				// older log: the consumer has yet to apply this one (see
+				// the package doc on recreated topics).
+				if n := offs[p]; n < l.high || (n > l.high && l.first < l.high) {
 					done = false
 					break
 				}
@@ -323,4 +327,37 @@ func (c *Consumer) kafkaLog(key string) func(string, ...any) {
 	return func(format string, args ...any) {
 		c.logLimited("kafka-"+key, "kafka: "+fmt.Sprintf(format, args...))
 	}
+}
+
+// ResetOffsets moves the stored next offset of every partition of topic
+// back to 0, in one transaction. Call it only when the log is known to be
+// new and no consumer has applied any of it yet: `likes dev` does, at start,
+// because its in-memory broker begins an empty log each time while its
+// database keeps the offsets of the previous one. (A consumer notices a
+// stored offset beyond the end of the log by itself, but not one that a new
+// log has already outgrown.) Safe for concurrent use.
+func ResetOffsets(ctx context.Context, db *store.DB, topic string) error {
+	offs, err := db.CommittedOffsets(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	parts := make([]int32, 0, len(offs))
+	zero := make(map[int32]int64, len(offs))
+	for p := range offs {
+		parts = append(parts, p)
+		zero[p] = 0
+	}
+	err = db.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.LockOffsets(ctx, topic, parts); err != nil {
+			return err
+		}
+		return tx.SetOffsets(ctx, topic, zero)
+	})
+	if err != nil {
+		return fmt.Errorf("reset stored offsets of topic %s: %w", topic, err)
+	}
+	return nil
 }

@@ -411,3 +411,97 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeAtTheOpenPostBound keeps the tracker tiny, so that batches
+// overflow it: the partition stops tracking, the fetcher keeps applying,
+// and once there is room it re-reads the log to rebuild the marks. No
+// tail increments are written, so only published bases can make the counts
+// right.
+func TestConsumeAtTheOpenPostBound(t *testing.T) {
+	e := newEnv(t, 1)
+	e.cfg.BatchMax = 50
+	e.cfg.OpenMax = 100
+	r := e.start("likes-db", nil)
+	rng := rand.New(rand.NewPCG(9, 9))
+	ctx := context.Background()
+	for range 10 {
+		evs := e.gen(rng, 300, 1, 300, 20)
+		e.mu.Lock()
+		msgs := make([]kafka.Message, len(evs))
+		for i := range evs {
+			e.seq++
+			evs[i].ID, evs[i].TS, evs[i].Bucket = fmt.Sprint("t-", e.seq), time.Now().UnixMilli(), counts.BucketOf(time.Now(), e.cfg.Counts.Bucket)
+			msgs[i] = kafka.Message{Key: event.Key(nil, evs[i].PostID), Value: event.AppendJSON(nil, &evs[i])}
+			e.state[keyOf(evs[i])] = evs[i].Op == event.Like
+			e.posts[evs[i].PostID] = true
+		}
+		e.mu.Unlock()
+		if err := e.w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitCaughtUp(r.c, time.Minute)
+	if err := e.checkDatabase(); err != nil {
+		t.Fatal(err)
+	}
+	// At the bound, convergence is paced by the re-reads: each tracks at
+	// most consume.open_max posts and waits for the publisher to settle
+	// them (about two publish intervals, plus the watermark's lateness).
+	start := time.Now()
+	testenv.Eventually(t, time.Minute, func() error { return e.checkRedis(false, nil) })
+	t.Logf("converged %s after catching up", time.Since(start).Round(time.Millisecond))
+	if got := r.metric("likes_consumer_recovered_records_total"); got == 0 {
+		t.Fatal("got no records re-read, want the overflowed ranges re-read")
+	}
+	if _, marks := r.c.tr.size(); marks > 100 {
+		t.Fatalf("got %d marks held, want at most consume.open_max (100)", marks)
+	}
+}
+
+// TestConsumeNewLog plays `likes dev` restarting its in-memory broker: the
+// log starts again at offset 0 while the database keeps the old offsets.
+func TestConsumeNewLog(t *testing.T) {
+	e := newEnv(t, 2)
+	rng := rand.New(rand.NewPCG(10, 10))
+	r := e.start("likes-db", nil)
+	e.produce(e.gen(rng, 1000, 1, 10, 200))
+	e.waitCaughtUp(r.c, time.Minute)
+	e.converge(false)
+	r.stop(t)
+
+	newBroker := func() {
+		k := testenv.Kafka(t, 2, testTopic)
+		e.kafka = k
+		e.cfg.Brokers = k.Addrs
+		_ = e.w.Close()
+		e.w = &kafka.Writer{Addr: kafka.TCP(k.Addrs...), Topic: testTopic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	}
+
+	t.Run("a stored offset beyond the new log's end is noticed and the new log applied once", func(t *testing.T) {
+		newBroker()
+		e.produce(e.gen(rng, 100, 1, 10, 200)) // before the consumer starts
+		r := e.start("likes-db", nil)
+		e.produce(e.gen(rng, 100, 1, 10, 200))
+		e.waitCaughtUp(r.c, time.Minute)
+		e.converge(false)
+		if got := r.metric("likes_consumer_events_total"); got != 200 {
+			t.Fatalf("got %v events applied from the new log, want 200", got)
+		}
+		r.stop(t)
+	})
+
+	t.Run("ResetOffsets lets a new log that outgrew the stored offsets be applied from its start", func(t *testing.T) {
+		newBroker()
+		// About 500 records per partition: past the ~100 stored for each.
+		e.produce(e.gen(rng, 1000, 1, 10, 200))
+		if err := ResetOffsets(context.Background(), e.db, testTopic); err != nil {
+			t.Fatal(err)
+		}
+		r := e.start("likes-db", nil)
+		e.waitCaughtUp(r.c, time.Minute)
+		e.converge(false)
+		if got := r.metric("likes_consumer_events_total"); got != 1000 {
+			t.Fatalf("got %v events applied from the new log, want 1000", got)
+		}
+	})
+}

@@ -93,7 +93,9 @@
 // recreated (the in-memory broker of `likes dev` restarted): the fetcher
 // consumes the new log from its start and moves N back with its first batch,
 // if no one else did first. (A Kafka log truncated by an unclean leader
-// election looks the same; its re-read records are applied again.)
+// election looks the same; its re-read records are applied again.) A new
+// log that has already grown past N cannot be told from the old one, so
+// `likes dev`, which knows its log is new, calls [ResetOffsets] at start.
 //
 // # Rebalances
 //
@@ -101,9 +103,10 @@
 // runs one function under Generation.Start that starts a fetcher per
 // assigned partition and a committer; when the generation ends (a member
 // joins or leaves, a heartbeat fails, or Run's context is done) their
-// context is canceled, a transaction in flight commits or rolls back, the
-// batch being read is dropped, and kafka-go waits for all of them before
-// joining the next generation. Nothing else needs handing over: the next
+// context is canceled, a transaction in flight gets up to two seconds to
+// commit (so its outcome is known and accounted for) before it is cut off
+// and rolled back, the batch being read is dropped, and kafka-go waits for
+// all of them before joining the next generation. Nothing else needs handing over: the next
 // owner starts from the database's offset, and re-reads the unsettled range
 // to republish.
 //
@@ -117,8 +120,10 @@
 // sent to without blocking. The publisher alone talks to Redis and prunes;
 // a Redis or database outage delays publication, never the fetchers. At the
 // bound consume.open_max (marks held), a partition stops tracking new
-// batches (overflow): its settled offset stops, and once the tracker is
-// below half full its fetcher re-reads the log from the first untracked
-// offset to rebuild the marks. Metrics are atomic. Run returns after all of
-// these goroutines have.
+// batches (overflow) but keeps applying them: its settled offset stops at
+// the first untracked batch, and whenever the tracker is at most half full
+// its fetcher re-reads the log from there to rebuild the marks, as far as
+// they fit, until it reaches its position. Memory stays bounded; the counts
+// of the untracked posts settle later, never wrongly. Metrics are atomic.
+// Run returns after all of these goroutines have.
 package consumer

@@ -86,9 +86,23 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 	}
 	pos := start
 	for {
-		b, err := c.fetchBatch(ctx, r, p, pos)
+		// Leave overflow once there is room: re-read what was not tracked.
+		// Checked before every fetch, so an idle partition recovers too.
+		if from, ok := c.tr.overflowFrom(p); ok && c.tr.room() >= c.cfg.OpenMax/2 {
+			if err := c.recoverRange(ctx, p, from, pos); err != nil {
+				return progressed, err
+			}
+		}
+		wait := idleWait
+		if _, ok := c.tr.overflowFrom(p); ok {
+			wait = c.cfg.PublishInterval // room frees up as the publisher settles
+		}
+		b, err := c.fetchBatch(ctx, r, p, pos, wait)
 		if err != nil {
 			return progressed, err
+		}
+		if b == nil {
+			continue // idle
 		}
 		if reset {
 			b.Reset, b.ResetFrom = true, stored
@@ -100,12 +114,6 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 		progressed, reset = true, false
 		pos = b.End()
 		c.afterCommit(b, res, maxBucket)
-
-		if from, ok := c.tr.overflowFrom(p); ok && c.tr.room() >= c.cfg.OpenMax/2 {
-			if err := c.recoverRange(ctx, p, from, pos); err != nil {
-				return progressed, err
-			}
-		}
 	}
 }
 
@@ -147,11 +155,16 @@ func (c *Consumer) newReader(p int32) *kafka.Reader {
 	})
 }
 
-// fetchBatch reads the next batch from r, whose position is pos: it blocks
-// for the first record, then takes what arrives within BatchWait, up to
-// BatchMax records. Records below the position (a client redelivering what
-// it already returned) are dropped and counted.
-func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos int64) (*batch, error) {
+// idleWait is how long a fetcher waits for a first record before it
+// returns to its loop (to check for overflow recovery) with no batch.
+const idleWait = time.Second
+
+// fetchBatch reads the next batch from r, whose position is pos: it waits
+// up to idle for the first record (returning nil, nil if none came),
+// then takes what arrives within BatchWait, up to BatchMax records. Records
+// below the position (a client redelivering what it already returned) are
+// dropped and counted.
+func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos int64, idle time.Duration) (*batch, error) {
 	b := &batch{Partition: p, From: pos, Records: make([]record, 0, 64)}
 	next := pos
 	take := func(m kafka.Message) {
@@ -168,9 +181,14 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, p int32, pos
 		b.HighWater = m.HighWaterMark
 		next = m.Offset + 1
 	}
+	ictx, icancel := context.WithTimeout(ctx, idle)
+	defer icancel()
 	for len(b.Records) == 0 {
-		m, err := r.FetchMessage(ctx)
+		m, err := r.FetchMessage(ictx)
 		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return nil, nil
+			}
 			return nil, fmt.Errorf("partition %d: fetch at %d: %w", p, pos, err)
 		}
 		take(m)
@@ -299,7 +317,9 @@ func (c *Consumer) afterCommit(b *batch, res applied, maxBucket int64) {
 // that died between committing a batch and settling its posts, and how a
 // partition leaves overflow. At most RecoverMax records are re-read (the
 // newest); posts of older ones settle when next touched, or when their
-// base expires and a sidecar re-seeds it.
+// base expires and a sidecar re-seeds it. If the tracker has no room for
+// all the posts, it tracks the records up to where room ran out and leaves
+// the partition in overflow from there, to be continued when there is room.
 func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) error {
 	if to-from > c.cfg.RecoverMax {
 		c.log.Warn("unsettled range longer than consume.recover_max; re-reading only its end",
@@ -307,7 +327,7 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) er
 		from = to - c.cfg.RecoverMax
 	}
 	if from >= to {
-		c.tr.replayed(p, from, to, nil)
+		c.tr.replayed(p, from, to, nil, true)
 		return nil
 	}
 	t0 := time.Now()
@@ -321,6 +341,8 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) er
 	idx := make(map[int64]int)
 	var pm []postMark
 	n := 0
+	end := to
+read:
 	for {
 		// A record that never comes (the log lost it) must not hang the
 		// partition: give up after a quiet spell and keep what was found.
@@ -331,16 +353,15 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) er
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			c.log.Warn("recovery read stopped early", zap.Int32("partition", p), zap.Int64("at", from+int64(n)), zap.Int64("to", to), zap.Error(err))
+			c.log.Warn("recovery read stopped early", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to), zap.Error(err))
 			break
 		}
-		if m.Offset >= to {
-			break
-		}
-		if m.Offset < from {
+		switch {
+		case m.Offset >= to:
+			break read
+		case m.Offset < from:
 			continue
 		}
-		n++
 		rec := decodeRecord(m.Offset, m.Value)
 		if rec.Skip == "" {
 			e := rec.Event
@@ -349,25 +370,34 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) er
 				pm[i].Bucket = max(pm[i].Bucket, b)
 			} else {
 				if len(pm) >= room {
-					c.tr.overflow(p, from)
-					c.logLimited("overflow", "no room to recover open posts; will retry", zap.Int32("partition", p), zap.Int64("from", from))
-					return nil
+					end = m.Offset // no room for this record's post: stop before it
+					break read
 				}
 				idx[e.PostID] = len(pm)
 				pm = append(pm, postMark{Post: e.PostID, Bucket: b})
 			}
 		}
+		n++
 		if m.Offset >= to-1 {
 			break
 		}
 	}
 	c.m.recovered.Add(float64(n))
-	if !c.tr.replayed(p, from, to, pm) {
+	if end == from {
+		c.tr.overflow(p, from)
+		return nil
+	}
+	if !c.tr.replayed(p, from, end, pm, end == to) {
 		c.logLimited("overflow", "no room to recover open posts; will retry", zap.Int32("partition", p), zap.Int64("from", from))
 		return nil
 	}
-	c.log.Info("recovered open posts from the log", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to),
-		zap.Int("records", n), zap.Int("posts", len(pm)), zap.Duration("took", time.Since(t0)))
+	if end < to {
+		c.logLimited("overflow", "open posts at consume.open_max: recovered part of the untracked range; will continue",
+			zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("reached", end), zap.Int64("to", to))
+	} else {
+		c.log.Info("recovered open posts from the log", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to),
+			zap.Int("records", n), zap.Int("posts", len(pm)), zap.Duration("took", time.Since(t0)))
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default:

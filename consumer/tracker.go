@@ -108,11 +108,13 @@ func (t *tracker) add(p int32, from, end int64, pm []postMark) bool {
 	return true
 }
 
-// replayed tracks the marks rebuilt by re-reading partition p's log up to
-// end (after a new assignment, or to leave overflow), and ends p's
-// overflow. It reports false if the marks do not fit; p then enters, or
-// stays in, overflow from offset from.
-func (t *tracker) replayed(p int32, from, end int64, pm []postMark) bool {
+// replayed tracks the marks rebuilt by re-reading partition p's log from
+// from up to end (after a new assignment, or to leave overflow). If
+// complete, the re-read reached the fetcher's position and p leaves
+// overflow; otherwise it stopped at end for lack of room and p stays in
+// overflow from end. It reports false if the marks do not fit (p then
+// stays, or enters, overflow from from).
+func (t *tracker) replayed(p int32, from, end int64, pm []postMark, complete bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt := t.parts[p]
@@ -123,7 +125,11 @@ func (t *tracker) replayed(p int32, from, end int64, pm []postMark) bool {
 		t.overflowLocked(pt, from)
 		return false
 	}
-	pt.overflow = false
+	if complete {
+		pt.overflow = false
+	} else {
+		pt.overflow, pt.from = true, end
+	}
 	t.addLocked(pt, end, pm)
 	return true
 }

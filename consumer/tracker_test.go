@@ -117,14 +117,25 @@ func TestTrackerOverflow(t *testing.T) {
 	if tr.room() != 3 {
 		t.Fatalf("got room %d, want 3", tr.room())
 	}
-	if !tr.replayed(0, 10, 30, []postMark{{Post: 3}, {Post: 4}, {Post: 5}}) {
+	if !tr.replayed(0, 10, 25, []postMark{{Post: 3}, {Post: 4}}, false) {
+		t.Fatal("got a partial replay refused, want tracked")
+	}
+	if from, ok := tr.overflowFrom(0); !ok || from != 25 {
+		t.Fatalf("got overflow %v from %d, want from 25", ok, from)
+	}
+	_, seq = tr.snapshot(true)
+	tr.settle(seq, []settlement{{Post: 3, W: 0}, {Post: 4, W: 0}})
+	if s, _ := tr.settled(0); s != 25 {
+		t.Fatalf("got settled offset %d, want 25", s)
+	}
+	if !tr.replayed(0, 25, 30, []postMark{{Post: 5}}, true) {
 		t.Fatal("got the replay refused, want tracked")
 	}
 	if _, ok := tr.overflowFrom(0); ok {
 		t.Fatal("got overflow after the replay, want none")
 	}
 	_, seq = tr.snapshot(true)
-	tr.settle(seq, []settlement{{Post: 3, W: 0}, {Post: 4, W: 0}, {Post: 5, W: 0}})
+	tr.settle(seq, []settlement{{Post: 5, W: 0}})
 	if s, _ := tr.settled(0); s != 30 {
 		t.Fatalf("got settled offset %d, want 30", s)
 	}
