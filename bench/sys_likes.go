@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +48,10 @@ type likesSystem struct {
 
 	stopServe, stopCons context.CancelFunc
 	serveDone, consDone chan error
+
+	child     *exec.Cmd // Env.SidecarBinary: the sidecar runs here
+	childDone chan error
+	scraper   *targetSystem // reads the child's /metrics
 }
 
 func startLikes(ctx context.Context, e *environment, run string) (_ system, err error) {
@@ -94,19 +102,33 @@ func startLikes(ctx context.Context, e *environment, run string) (_ system, err 
 	v.Set("auth.jwt_secret", e.cfg.Secret)
 	v.Set("sidecar.id", "bench-"+run)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+	// The consumer's database connection; the schema is migrated here,
+	// before any sidecar starts, so that nothing migrates concurrently.
+	if s.db, err = store.OpenConfig(ctx, sidecar.StoreConfig(v)); err != nil {
+		return nil, err
 	}
-	if s.parts, err = sidecar.Build(ctx, v, e.log.Named("sidecar"), s.reg); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("build sidecar: %w", err)
+	if err := s.db.Migrate(ctx); err != nil {
+		return nil, err
 	}
-	s.addr = ln.Addr().String()
-	serveCtx, stopServe := context.WithCancel(context.Background())
-	s.stopServe, s.serveDone = stopServe, make(chan error, 1)
-	parts := s.parts
-	go func() { s.serveDone <- parts.Serve(serveCtx, ln, nil, nil, nil) }()
+	if e.env.SidecarBinary != "" {
+		if err := s.spawn(ctx, v); err != nil {
+			return nil, err
+		}
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		if s.parts, err = sidecar.Build(ctx, v, e.log.Named("sidecar"), s.reg); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("build sidecar: %w", err)
+		}
+		s.addr = ln.Addr().String()
+		serveCtx, stopServe := context.WithCancel(context.Background())
+		s.stopServe, s.serveDone = stopServe, make(chan error, 1)
+		parts := s.parts
+		go func() { s.serveDone <- parts.Serve(serveCtx, ln, nil, nil, nil) }()
+	}
 
 	// The consumer, with its own connections as `likes consume` has.
 	cc := e.env.Consumer
@@ -117,9 +139,6 @@ func startLikes(ctx context.Context, e *environment, run string) (_ system, err 
 	cc.Counts = sidecar.CountsConfig(v)
 	// A quick group join: one member, in-process (as `likes dev`).
 	cc.SessionTimeout, cc.RebalanceTimeout = 6*time.Second, 2*time.Second
-	if s.db, err = store.OpenConfig(ctx, sidecar.StoreConfig(v)); err != nil {
-		return nil, err
-	}
 	if s.rdb, err = sidecar.NewRedis(v); err != nil {
 		return nil, err
 	}
@@ -171,10 +190,67 @@ func waitReady(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
+// spawn runs the sidecar as a child process, `<SidecarBinary> serve`,
+// configured through LIKES_ variables (which override inherited ones), so
+// that its memory and CPU are its own.
+func (s *likesSystem) spawn(ctx context.Context, v *config.Values) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("pick a port: %w", err)
+	}
+	s.addr = ln.Addr().String()
+	ln.Close()
+	env := os.Environ()
+	for _, k := range []string{"redis.addrs", "redis.cluster", "kafka.brokers", "kafka.topic", "db.url", "db.migrate", "auth.mode", "auth.jwt_secret", "sidecar.id"} {
+		key, _ := config.Lookup(k)
+		val := fmt.Sprint(valueOf(v, key))
+		env = append(env, key.Env()+"="+val)
+	}
+	env = append(env, "LIKES_HTTP_LISTEN="+s.addr, "LIKES_ADMIN_LISTEN=", "LIKES_LOG_FORMAT=console")
+	if os.Getenv("LIKES_LOG_LEVEL") == "" {
+		env = append(env, "LIKES_LOG_LEVEL=warn")
+	}
+	cmd := exec.Command(s.env.env.SidecarBinary, append([]string{"serve"}, s.env.env.SidecarArgs...)...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if s.env.env.Progress != nil {
+		cmd.Stdout, cmd.Stderr = s.env.env.Progress, s.env.env.Progress
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the sidecar process: %w", err)
+	}
+	s.child = cmd
+	s.childDone = make(chan error, 1)
+	go func() { s.childDone <- cmd.Wait() }()
+	s.scraper = &targetSystem{metrics: []string{"http://" + s.addr + "/metrics"}, client: &http.Client{Timeout: 2 * time.Second}}
+	return nil
+}
+
+// valueOf reads key from v as its kind says; lists are comma-joined.
+func valueOf(v *config.Values, k config.Key) any {
+	switch k.Kind {
+	case config.Int:
+		return v.Int(k.Name)
+	case config.Bool:
+		return v.Bool(k.Name)
+	case config.Duration:
+		return v.Duration(k.Name)
+	case config.List:
+		return strings.Join(v.List(k.Name), ",")
+	}
+	return v.String(k.Name)
+}
+
 func (s *likesSystem) addrs() []string { return []string{s.addr} }
 
 func (s *likesSystem) sample(ctx context.Context) sample {
-	out := sample{rss: selfRSS()}
+	var out sample
+	if s.scraper != nil {
+		out = s.scraper.sample(ctx) // log figures and RSS from the child's /metrics
+		out.redisErr = nil
+	} else {
+		out.rss = selfRSS()
+	}
 	out.redis, out.redisErr = s.counter.commands(ctx)
 	registrySample(&out, s.reg, s.consReg)
 	return out
@@ -194,17 +270,24 @@ func (s *likesSystem) truth(ctx context.Context, post int64) (int64, error) {
 func (s *likesSystem) rowsName() string { return "database rows" }
 
 func (s *likesSystem) rssSource() string {
+	if s.child != nil {
+		return fmt.Sprintf("the sidecar process alone (likes serve, pid %d)", s.child.Process.Pid)
+	}
 	return "this process: sidecar, consumer, stand-ins and load generator together"
 }
 
 func (s *likesSystem) notes() []string {
+	where := "real sidecar and consumer in this process"
+	if s.child != nil {
+		where = fmt.Sprintf("real sidecar as a child process (likes serve, pid %d), real consumer in this process", s.child.Process.Pid)
+	}
 	if s.env.real {
 		return []string{
-			fmt.Sprintf("likes: real sidecar and consumer in this process; Redis: redis-server at %v; database: %s; Kafka: embedded kfake broker (in-memory stand-in: there is no Kafka here)", s.env.cfg.RedisAddrs, s.db),
+			fmt.Sprintf("likes: %s; Redis: redis-server at %v; database: %s; Kafka: embedded kfake broker in this process (in-memory stand-in: there is no Kafka here)", where, s.env.cfg.RedisAddrs, s.db),
 		}
 	}
 	return []string{
-		"likes: real sidecar and consumer in this process, on EMBEDDED STAND-INS: miniredis (single-threaded Go, not redis-server), kfake (in-memory Kafka), SQLite file (not PostgreSQL); pass --redis-addrs and --db-url for real servers",
+		"likes: " + where + ", on EMBEDDED STAND-INS: miniredis (single-threaded Go, not redis-server), kfake (in-memory Kafka), SQLite file (not PostgreSQL); pass --redis-addrs and --db-url for real servers",
 	}
 }
 
@@ -214,6 +297,19 @@ func (s *likesSystem) close() error {
 		s.stopServe()
 		if err := <-s.serveDone; err != nil {
 			errs = append(errs, fmt.Errorf("sidecar drain: %w", err))
+		}
+	}
+	if s.child != nil {
+		s.child.Process.Signal(syscall.SIGTERM) // drain, as an orchestrator would
+		select {
+		case err := <-s.childDone:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sidecar process: %w", err))
+			}
+		case <-time.After(20 * time.Second):
+			s.child.Process.Kill()
+			<-s.childDone
+			errs = append(errs, errors.New("sidecar process: did not drain within 20s; killed"))
 		}
 	}
 	if s.stopCons != nil {

@@ -40,6 +40,13 @@ type Env struct {
 	TTY bool
 	// TempDir holds the embedded databases; "" means os.MkdirTemp.
 	TempDir string
+	// SidecarBinary, when set, is the likes binary the likes design runs
+	// its sidecar with, as a child process (`likes serve`), so that its
+	// memory and CPU are measured apart from the load generator's. The
+	// consumer and the stand-ins stay in this process. SidecarArgs are
+	// added after "serve" (e.g. --config likes.yaml).
+	SidecarBinary string
+	SidecarArgs   []string
 }
 
 // sample is a system's cumulative counters at one moment. A negative value

@@ -20,7 +20,7 @@ func newBench() *cobra.Command {
 	def := bench.DefaultConfig()
 	var (
 		scenario, designs, redisAddrs, targets, report, cpuProfile, logLevel string
-		compare, jsonOut                                                     bool
+		compare, jsonOut, sidecarProcess                                     bool
 	)
 	cfg := def
 	cmd := &cobra.Command{
@@ -90,15 +90,24 @@ if not, it exits non-zero.
 				}
 				defer pprof.StopCPUProfile()
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			res, runErr := bench.Run(ctx, cfg, bench.Env{
+			env := bench.Env{
 				Sidecar:  v,
 				Consumer: consumerConfig(v),
 				Logger:   log,
 				Progress: os.Stderr,
 				TTY:      isTerminal(os.Stderr),
-			})
+			}
+			if sidecarProcess {
+				if env.SidecarBinary, err = os.Executable(); err != nil {
+					return fmt.Errorf("--sidecar-process: %w", err)
+				}
+				if file, _ := cmd.Flags().GetString("config"); file != "" {
+					env.SidecarArgs = []string{"--config", file}
+				}
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			res, runErr := bench.Run(ctx, cfg, env)
 			if res == nil {
 				return runErr
 			}
@@ -149,6 +158,7 @@ if not, it exits non-zero.
 	f.Uint64Var(&cfg.Seed, "seed", def.Seed, "seed of the generated traffic")
 	f.StringVar(&report, "report", "", "write a self-contained HTML report with charts to this file")
 	f.BoolVar(&jsonOut, "json", false, "print the results as JSON on stdout (the table goes to stderr)")
+	f.BoolVar(&sidecarProcess, "sidecar-process", false, "run the likes design's sidecar as a child process (likes serve), so that its memory (RSS) and CPU are its own")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and in-process systems) to this file")
 	f.StringVar(&logLevel, "log-level", "warn", "level of the systems' logs on stderr: debug, info, warn or error")
 	return cmd
