@@ -297,12 +297,13 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	}); err != nil {
 		return nil, err
 	}
+	registerPending(registerer(reg), p.Coalescer.Pending)
 	pc := ProxyConfig(v)
 	deps := proxy.Deps{
 		Auth:    p.Auth,
 		Dedup:   p.Dedup,
 		Writer:  p.Coalescer,
-		Counts:  &proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases},
+		Counts:  newMeteredCounts(&proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases}, cc, registerer(reg)),
 		Logger:  log,
 		Metrics: proxy.NewMetrics(reg),
 	}

@@ -15,6 +15,15 @@ import (
 // path: the gauge is computed at scrape time, and count reads reach Redis
 // at most once per post per read.cache_ttl.
 
+// registerer returns reg as a Registerer, or nil for a nil registry (a nil
+// *Registry in an interface would not compare equal to nil).
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
 // registerPending exports the coalescer's queue depth as likes_pending_events,
 // computed when Prometheus scrapes (one mutex acquisition per scrape).
 func registerPending(reg prometheus.Registerer, pending func() int) {
