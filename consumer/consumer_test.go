@@ -90,6 +90,21 @@ func TestConsume(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("effects below the horizon are pruned without changing any base", func(t *testing.T) {
+		// The late event's effect (bucket 5) is far below W − horizon.
+		testenv.Eventually(t, convergeBound, func() error {
+			if got := r.metric("likes_consumer_pruned_effects_total"); got < 1 {
+				return fmt.Errorf("got %v effects pruned, want at least 1", got)
+			}
+			return nil
+		})
+		bases, err := e.db.Bases(context.Background(), []int64{999}, e.cfg.Counts.Watermark(time.Now()))
+		if err != nil || bases[0].Count != 1 {
+			t.Fatalf("got base %+v (%v), want count 1", bases, err)
+		}
+		e.converge(false)
+	})
 }
 
 func TestConsumeRedelivery(t *testing.T) {
