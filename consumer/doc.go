@@ -89,8 +89,9 @@
 //
 // Malformed records and events of unknown versions are skipped and counted
 // (likes_consumer_skipped_total{reason}) and their offsets advance like any
-// other's. If the database's N is beyond the end of the log, the topic was
-// recreated (the in-memory broker of `likes dev` restarted): the fetcher
+// other's. If the database's N is beyond the end of the log (still so after
+// two seconds, as a new partition leader may briefly report a stale end),
+// the topic was recreated (the in-memory broker of `likes dev` restarted): the fetcher
 // consumes the new log from its start and moves N back with its first batch,
 // if no one else did first. (A Kafka log truncated by an unclean leader
 // election looks the same; its re-read records are applied again.) A new

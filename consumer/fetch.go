@@ -57,6 +57,16 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 	if err != nil {
 		return false, err
 	}
+	if stored > high {
+		// A new partition leader may briefly report a stale high
+		// watermark; a reset on that would re-read the whole log. Confirm.
+		if !sleep(ctx, resetConfirm) {
+			return false, ctx.Err()
+		}
+		if first, high, err = c.bounds(ctx, p); err != nil {
+			return false, err
+		}
+	}
 	start, reset := stored, false
 	if stored > high {
 		start, reset = first, true
@@ -116,6 +126,10 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 		c.afterCommit(b, res, maxBucket)
 	}
 }
+
+// resetConfirm is how long a stored offset must stay beyond the end of the
+// log before the fetcher takes the log for a new one.
+const resetConfirm = 2 * time.Second
 
 // storedOffset reads partition p's next offset from the database (0 when
 // it has none), retrying with backoff while the database is unreachable.
