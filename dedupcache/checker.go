@@ -167,6 +167,9 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 			case dup:
 				return Ticket{}, ErrNotLiked
 			}
+			if op == event.Like {
+				c.addShared(ctx, k)
+			}
 			return Ticket{key: k, op: op, prior: e.state}, nil
 		}
 		s.m[k] = entry{state: statePending}
@@ -221,10 +224,17 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 		if fv.sharedMaybe {
 			c.countResult("shared", "false_positive")
 		}
-		// The shared filter must hold every accepted like; this one skipped
-		// its test-and-add (local maybe) or the test-and-add failed.
-		if fv.needAdd {
+		// The shared filter must hold every accepted like before it is
+		// acknowledged, or another sidecar's filter would answer "new" for
+		// it later. It was not asked after a local maybe or when this
+		// sidecar knew the pair: add it now (a round trip only for local
+		// false positives and re-likes). After a failure, queue it for
+		// when Redis answers again.
+		switch {
+		case fv.sharedFailed:
 			c.deps.Filter.Add(k.post, k.user)
+		case !fv.sharedAdded:
+			c.addShared(ctx, k)
 		}
 	}
 	return Ticket{key: k, op: op, prior: st}, nil
@@ -232,9 +242,22 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 
 // filterVerdict is what the fast layers said about a pair they passed on.
 type filterVerdict struct {
-	localMaybe  bool // the local filter said maybe
-	sharedMaybe bool // the shared filter said maybe (trusted)
-	needAdd     bool // the pair may be missing from the shared filter
+	localMaybe   bool // the local filter said maybe: the shared filter was not asked
+	sharedMaybe  bool // the shared filter said maybe (trusted)
+	sharedAdded  bool // the shared filter's test-and-add succeeded
+	sharedFailed bool // the shared filter could not answer
+}
+
+// addShared adds an accepted like to the shared filter, or queues it when
+// the filter fails.
+func (c *Checker) addShared(ctx context.Context, k pairKey) {
+	f := c.deps.Filter
+	if f == nil {
+		return
+	}
+	if _, err := f.TestAndAdd(ctx, k.post, k.user); err != nil {
+		f.Add(k.post, k.user)
+	}
 }
 
 // filters asks the fast layers. done means they decided: t and err are the
@@ -262,7 +285,7 @@ func (c *Checker) filters(ctx context.Context, k pairKey, op event.Op) (fv filte
 	if l := c.deps.Local; l != nil {
 		if !l.TestAndAdd(k.post, k.user) {
 			c.countResult("local", "maybe")
-			fv.localMaybe, fv.needAdd = true, shared != nil
+			fv.localMaybe = true
 			return fv, t, false, nil
 		}
 		c.countResult("local", "new")
@@ -271,10 +294,11 @@ func (c *Checker) filters(ctx context.Context, k pairKey, op event.Op) (fv filte
 		return fv, t, false, nil
 	}
 	a, ferr := shared.TestAndAdd(ctx, k.post, k.user)
+	fv.sharedAdded = ferr == nil
 	switch {
 	case ferr != nil:
 		// Degraded: ask the database; re-add the pair when Redis is back.
-		fv.needAdd = true
+		fv.sharedFailed = true
 	case a == NotSeen:
 		c.countResult("shared", "new")
 		return fv, Ticket{key: k, op: op}, true, nil

@@ -98,14 +98,17 @@ const (
 	flushSlots      = 4       // round trips in flight at once
 	pendingAddsMax  = 100_000
 	dirtyMax        = 100_000
-	verifyBatch     = 1000
-	verifyQueueMax  = 10_000
+	verifiedMax     = 100_000
 	verifyRetry     = time.Minute
 	maintainEvery   = time.Second
 	maintainBackoff = time.Second
+	breakerOpen     = time.Second // fail fast for this long after a failed round trip
 )
 
-var errSharedNotReady = errors.New("shared filter: representation not detected yet")
+var (
+	errSharedNotReady = errors.New("shared filter: representation not detected yet")
+	errSharedDown     = errors.New("shared filter: Redis failed the last round trip")
+)
 
 // Shared is the shared filter in Redis: a bloom filter per post, sharded by
 // user over dedup.shared_shards keys, written by every sidecar. Checks that
@@ -116,24 +119,26 @@ var errSharedNotReady = errors.New("shared filter: representation not detected y
 // filter failed, verifies new posts' filters and retries the start-up
 // detection. Safe for concurrent use.
 type Shared struct {
-	cfg     SharedConfig
-	deps    SharedDeps
-	rdb     redis.UniversalClient
-	geo     geometry
-	script  *redis.Script
-	kind    atomic.Int32
-	batch   *batcher[sharedQ, sharedA]
-	warn    *logLimiter
-	ttlMS   string
-	bfCap   string
-	bfError string
-	bfGrow  string
+	cfg    SharedConfig
+	deps   SharedDeps
+	rdb    redis.UniversalClient
+	geo    geometry
+	script *redis.Script
+	kind   atomic.Int32
+	batch  *batcher[sharedQ, sharedA]
+	// downUntil (unix nanos) is set when a round trip failed entirely:
+	// checks fail fast until then.
+	downUntil atomic.Int64
+	warn      *logLimiter
+	ttlMS     string
+	bfCap     string
+	bfError   string
+	bfGrow    string
 
 	mu       sync.Mutex
 	adds     []Pair
 	dirty    map[int64]struct{}
-	verify   map[int64]struct{}
-	verified map[int64]time.Time // posts that had likes: not re-verified before the time
+	verified map[int64]time.Time // posts that had likes: not verified again before the time
 	backoff  time.Time
 
 	wake chan struct{}
@@ -180,7 +185,6 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 		bfError:  strconv.FormatFloat(cfg.FPRate, 'g', -1, 64),
 		bfGrow:   strconv.Itoa(sharedGrowth),
 		dirty:    map[int64]struct{}{},
-		verify:   map[int64]struct{}{},
 		verified: map[int64]time.Time{},
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -221,6 +225,12 @@ func (s *Shared) do(ctx context.Context, q sharedQ) (Answer, error) {
 	if s.kind.Load() == kindUnknown {
 		s.failed(1, errSharedNotReady)
 		return MaybeSeen, errSharedNotReady
+	}
+	if until := s.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		// Fail fast while Redis is down rather than make every like wait
+		// for a timeout; the next round trip after breakerOpen probes.
+		s.failed(1, errSharedDown)
+		return MaybeSeen, errSharedDown
 	}
 	a, err := s.batch.do(ctx, q)
 	if err == nil {
@@ -305,6 +315,10 @@ type call struct {
 	data  []byte
 	users []any
 	cmd   *redis.Cmd
+
+	status  int64 // decoded reply
+	answers string
+	err     error
 }
 
 // flushBatch answers a group of checks in one round trip.
@@ -355,41 +369,58 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 	}
 	ok, bad := 0, 0
 	var lastErr error
-	key := make([]byte, 0, 40)
+	var unverified []int64
 	for _, c := range calls {
-		status, answers, err := decodeReply(c.cmd, len(c.idx))
-		if err != nil {
+		c.status, c.answers, c.err = decodeReply(c.cmd, len(c.idx))
+		if c.err == nil && (c.status == statusUnverified || c.status == statusMissing) {
+			unverified = append(unverified, c.post)
+		}
+	}
+	trusted := s.verifyNow(ctx, unverified)
+	refused := errors.New("shared filter refused the pair (bloom module limit?)")
+	for _, c := range calls {
+		if c.err != nil {
 			for _, i := range c.idx {
-				res[i].err = err
+				res[i].err = c.err
 			}
 			bad += len(c.idx)
-			lastErr = err
+			lastErr = c.err
 			continue
 		}
 		ok++
+		status := c.status
+		if trusted[c.post] {
+			if status == statusMissing {
+				// No key and no like in the database: never added.
+				for _, i := range c.idx {
+					res[i].ans = NotSeen
+				}
+				continue
+			}
+			status = statusTrusted // verified during this flush
+		}
 		switch status {
 		case statusTrusted:
 			for j, i := range c.idx {
-				switch answers[j] {
+				switch c.answers[j] {
 				case '1':
 					res[i].ans = NotSeen
 				case 'e':
-					res[i].err = errors.New("shared filter refused the pair (bloom module limit?)")
+					res[i].err = refused
 					bad++
 				}
 			}
 		case statusForeign:
-			key = appendBitmapKey(key[:0], c.post, c.shard)
-			s.warn.Warn("shared dedup filter key was written with another layout (dedup.fp_rate, dedup.shared_capacity or dedup.shared_shards differ between sidecars); its posts go to the authoritative check", zap.ByteString("key", key))
-		default: // not verified, or not initialised on a test
-			s.queueVerify(c.post)
+			s.warn.Warn("shared dedup filter key was written with another layout (dedup.fp_rate, dedup.shared_capacity or dedup.shared_shards differ between sidecars); its posts go to the authoritative check",
+				zap.ByteString("key", appendBitmapKey(nil, c.post, c.shard)))
+		default: // not verified
 			if m := s.deps.Metrics; m != nil {
 				m.SharedUnverified.Add(float64(len(c.idx)))
 			}
 			for j, i := range c.idx {
 				res[i].ans = Unverified
-				if j < len(answers) && answers[j] == 'e' {
-					res[i].err = errors.New("shared filter refused the pair (bloom module limit?)")
+				if j < len(c.answers) && c.answers[j] == 'e' {
+					res[i].err = refused
 					bad++
 				}
 			}
@@ -398,10 +429,14 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 	if bad > 0 {
 		s.failed(bad, lastErr)
 	}
-	if ok > 0 {
+	switch {
+	case ok > 0:
+		s.downUntil.Store(0)
 		if m := s.deps.Metrics; m != nil {
 			m.SharedUp.Set(1)
 		}
+	case bad > 0:
+		s.downUntil.Store(time.Now().Add(breakerOpen).UnixNano())
 	}
 }
 

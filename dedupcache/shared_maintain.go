@@ -12,9 +12,9 @@ import (
 
 // The shared filter's background work, all in one goroutine (Shared.loop):
 // detecting the representation, adding pending pairs, marking posts
-// unverified, verifying posts. It runs when woken (a pair queued, a post to
-// verify) and every maintainEvery; after a Redis error it waits
-// maintainBackoff before touching Redis again.
+// unverified. It runs when woken (a pair queued) and every maintainEvery;
+// after a Redis error it waits maintainBackoff before touching Redis again.
+// And the verification of posts, done inside round trips (verifyNow).
 
 func (s *Shared) loop() {
 	defer s.wg.Done()
@@ -56,9 +56,6 @@ func (s *Shared) maintain() {
 	}
 	if err == nil {
 		err = s.markDirty(ctx)
-	}
-	if err == nil {
-		err = s.verifyPosts(ctx)
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -166,7 +163,6 @@ func (s *Shared) markDirty(ctx context.Context) error {
 		// A post this sidecar dirtied has likes the filter misses: do not
 		// verify it again soon (the database count may not show them yet).
 		s.verified[p] = time.Now().Add(10 * verifyRetry)
-		delete(s.verify, p)
 	}
 	s.mu.Unlock()
 	if len(posts) == 0 {
@@ -183,75 +179,84 @@ func (s *Shared) markDirty(ctx context.Context) error {
 	return nil
 }
 
-// queueVerify asks the background goroutine to verify post, unless it was
-// found to have likes less than verifyRetry ago.
-func (s *Shared) queueVerify(post int64) {
+// verifyNow trusts the filters of posts that have no like in the database
+// and returns them. It runs inside the round trip that found the posts'
+// filters unverified, before any of that round trip's likes is accepted: so
+// for a new post, the first round trip that touches it finds it empty and
+// trusts it, before its first like can reach the database.
+//
+// Why a post with no like may be trusted: every like accepted for it from
+// now on goes through a test-and-add (or the pending adds), and the likes
+// accepted before were each test-and-added to a key of the post, which the
+// script created if missing; a pair whose key was lost since (Redis lost
+// data) and whose like is still in flight to the database is the only one a
+// trusted filter can miss — the same window as two sidecars accepting the
+// same pair at once, which the consumer's unique key absorbs.
+//
+// A post with likes stays unverified (its likes go to the authoritative
+// check) and is not asked about again for verifyRetry.
+func (s *Shared) verifyNow(ctx context.Context, posts []int64) map[int64]bool {
+	if len(posts) == 0 {
+		return nil
+	}
+	now := time.Now()
+	ask := make([]int64, 0, len(posts))
+	seen := map[int64]bool{}
 	s.mu.Lock()
-	queued := false
-	if until, ok := s.verified[post]; !ok || time.Now().After(until) {
-		if _, ok := s.verify[post]; !ok && len(s.verify) < verifyQueueMax {
-			s.verify[post] = struct{}{}
-			queued = true
+	for _, p := range posts {
+		if seen[p] {
+			continue
 		}
+		seen[p] = true
+		if until, ok := s.verified[p]; ok && now.Before(until) {
+			continue
+		}
+		if _, ok := s.dirty[p]; ok {
+			continue
+		}
+		ask = append(ask, p)
 	}
 	s.mu.Unlock()
-	if queued {
-		s.signal()
+	if len(ask) == 0 {
+		return nil
 	}
-}
-
-// verifyPosts trusts the filters of queued posts that have no like in the
-// database. Such a post's filter misses no liked pair: every like accepted
-// since its first shard key was created went through a test-and-add (or the
-// pending adds), and before that the post had none. A post with likes stays
-// unverified (its likes keep going to the authoritative check) and is not
-// asked about again for verifyRetry.
-func (s *Shared) verifyPosts(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		posts := make([]int64, 0, min(len(s.verify), verifyBatch))
-		for p := range s.verify {
-			if len(posts) == verifyBatch {
-				break
-			}
-			posts = append(posts, p)
-			delete(s.verify, p)
-		}
-		s.mu.Unlock()
-		if len(posts) == 0 {
-			return nil
-		}
-		counts, err := s.deps.PostLikes(ctx, posts)
-		if err == nil && len(counts) != len(posts) {
-			err = fmt.Errorf("PostLikes returned %d counts for %d posts", len(counts), len(posts))
-		}
-		if err != nil {
-			s.countVerify("error", len(posts))
-			s.warn.Warn("shared dedup filter: cannot count posts' likes to verify their filters", zap.Error(err))
-			return nil // the posts are queued again by their next unverified answer
-		}
-		var empty []int64
-		s.mu.Lock()
-		for i, p := range posts {
-			if counts[i] == 0 {
-				empty = append(empty, p)
-				continue
-			}
-			if len(s.verified) >= verifyQueueMax*10 {
-				clear(s.verified)
-			}
-			s.verified[p] = time.Now().Add(verifyRetry)
-		}
-		s.mu.Unlock()
-		s.countVerify("has_likes", len(posts)-len(empty))
-		if len(empty) > 0 {
-			if err := s.mark(ctx, empty, true); err != nil {
-				s.countVerify("error", len(empty))
-				return err
-			}
-			s.countVerify("trusted", len(empty))
-		}
+	counts, err := s.deps.PostLikes(ctx, ask)
+	if err == nil && len(counts) != len(ask) {
+		err = fmt.Errorf("PostLikes returned %d counts for %d posts", len(counts), len(ask))
 	}
+	if err != nil {
+		s.countVerify("error", len(ask))
+		s.warn.Warn("shared dedup filter: cannot count posts' likes to verify their filters; their likes go to the authoritative check", zap.Error(err))
+		return nil
+	}
+	var empty []int64
+	s.mu.Lock()
+	for i, p := range ask {
+		if counts[i] == 0 {
+			empty = append(empty, p)
+			continue
+		}
+		if len(s.verified) >= verifiedMax {
+			clear(s.verified)
+		}
+		s.verified[p] = now.Add(verifyRetry)
+	}
+	s.mu.Unlock()
+	s.countVerify("has_likes", len(ask)-len(empty))
+	if len(empty) == 0 {
+		return nil
+	}
+	if err := s.mark(ctx, empty, true); err != nil {
+		s.countVerify("error", len(empty))
+		s.warn.Warn("shared dedup filter: cannot mark posts' filters trusted", zap.Error(err))
+		return nil
+	}
+	s.countVerify("trusted", len(empty))
+	out := make(map[int64]bool, len(empty))
+	for _, p := range empty {
+		out[p] = true
+	}
+	return out
 }
 
 func (s *Shared) countVerify(result string, n int) {

@@ -86,17 +86,26 @@ func TestSharedFilter(t *testing.T) {
 	rdb := srv.Client(t)
 	ctx := context.Background()
 
-	t.Run("a new post's filter answers Unverified until verified, then NotSeen once and MaybeSeen after", func(t *testing.T) {
+	t.Run("a new post's filter is verified by its first round trip, answers NotSeen once and MaybeSeen after", func(t *testing.T) {
 		pc := &postCounts{}
-		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+		m := NewMetrics(nil)
+		s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, m)
 		if s.Mode() != "bitmap" {
 			t.Fatalf("got mode %q, want bitmap (the machine's Redis has no BF.*)", s.Mode())
 		}
 		a, err := s.TestAndAdd(ctx, 100, 1)
-		if err != nil || a != Unverified {
-			t.Fatalf("got %v, %v, want Unverified", a, err)
+		if err != nil || a != NotSeen {
+			t.Fatalf("first like of a new post: got %v, %v, want NotSeen", a, err)
 		}
-		waitTrusted(t, s, 100)
+		if n := metricValue(m.Verifications.WithLabelValues("trusted")); n != 1 {
+			t.Fatalf("trusted verifications: got %v, want 1", n)
+		}
+		for sh := range s.cfg.Shards { // every shard is trusted at once
+			hdr, err := rdb.BitField(ctx, string(appendBitmapKey(nil, 100, sh)), "GET", "u8", "#0").Result()
+			if err != nil || hdr[0] != 1 {
+				t.Fatalf("shard %d trusted flag: got %v, %v, want 1", sh, hdr, err)
+			}
+		}
 		if a, err := s.TestAndAdd(ctx, 100, 2); err != nil || a != NotSeen {
 			t.Fatalf("first like of user 2: got %v, %v, want NotSeen", a, err)
 		}
@@ -104,7 +113,7 @@ func TestSharedFilter(t *testing.T) {
 			t.Fatalf("second like of user 2: got %v, %v, want MaybeSeen", a, err)
 		}
 		if a, err := s.TestAndAdd(ctx, 100, 1); err != nil || a != MaybeSeen {
-			t.Fatalf("user 1, added while unverified: got %v, %v, want MaybeSeen", a, err)
+			t.Fatalf("user 1 again: got %v, %v, want MaybeSeen", a, err)
 		}
 		if a, err := s.Test(ctx, 100, 3); err != nil || a != NotSeen {
 			t.Fatalf("test of user 3: got %v, %v, want NotSeen", a, err)
@@ -122,16 +131,16 @@ func TestSharedFilter(t *testing.T) {
 		if a, err := s.TestAndAdd(ctx, 200, 1); err != nil || a != Unverified {
 			t.Fatalf("got %v, %v, want Unverified", a, err)
 		}
-		testenv.Eventually(t, 10*time.Second, func() error {
-			if n := metricValue(m.Verifications.WithLabelValues("has_likes")); n < 1 {
-				return fmt.Errorf("got %v has_likes verifications, want 1", n)
-			}
-			return nil
-		})
+		if n := metricValue(m.Verifications.WithLabelValues("has_likes")); n != 1 {
+			t.Fatalf("has_likes verifications: got %v, want 1", n)
+		}
 		for u := int64(2); u < 50; u++ {
 			if a, err := s.TestAndAdd(ctx, 200, u); err != nil || a != Unverified {
 				t.Fatalf("user %d: got %v, %v, want Unverified", u, a, err)
 			}
+		}
+		if n := pc.calls; n != 1 {
+			t.Fatalf("database counts asked: got %d, want 1 (a post with likes is not asked about again for a while)", n)
 		}
 	})
 
@@ -408,10 +417,9 @@ func TestSharedFilterWithBloomModule(t *testing.T) {
 	if s.Mode() != "bloom" {
 		t.Fatalf("got mode %q, want bloom", s.Mode())
 	}
-	if a, err := s.TestAndAdd(ctx, 1, 1); err != nil || a != Unverified {
-		t.Fatalf("got %v, %v, want Unverified", a, err)
+	if a, err := s.TestAndAdd(ctx, 1, 1); err != nil || a != NotSeen {
+		t.Fatalf("got %v, %v, want NotSeen", a, err)
 	}
-	waitTrusted(t, s, 1)
 	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != NotSeen {
 		t.Fatalf("got %v, %v, want NotSeen", a, err)
 	}
