@@ -106,6 +106,13 @@ func (r *Results) Table() (header []string, rows []Row) {
 		}
 	}
 	num("Redis commands / like", true, redisKnown(func(d DesignResult) float64 { return d.RedisPerLike }), func(v float64) string { return fmt.Sprintf("%.4f", v) })
+	// The counter writes themselves (INCRBY of the tail; INCR/DECR of a
+	// naive counter), per 100 ms: at most K per window per sidecar is the
+	// design's promise, whatever the rate.
+	num("counter writes / 100 ms", true, redisKnown(func(d DesignResult) float64 {
+		b := d.RedisByCommand
+		return float64(b["incrby"]+b["incr"]+b["decr"]) / (d.Elapsed * 10)
+	}), func(v float64) string { return fmt.Sprintf("%.1f", v) })
 	num("Redis commands/s", true, redisKnown(func(d DesignResult) float64 { return d.RedisPerSec }), rate)
 	num("log publishes", false, func(d DesignResult) (float64, bool) { return float64(d.LogPublishes), d.LogPublishes > 0 }, formatCount)
 	num("events / publish", false, func(d DesignResult) (float64, bool) { return d.EventsPerPublish, d.LogPublishes > 0 }, func(v float64) string { return fmt.Sprintf("%.1f", v) })
@@ -123,6 +130,13 @@ func (r *Results) Table() (header []string, rows []Row) {
 			out += fmt.Sprintf(" (%d missed)", s.Missed)
 		}
 		return out
+	})
+	add("CPU cores: system / bench process", func(d DesignResult) string {
+		sys := "in bench"
+		if d.SystemCPU > 0 {
+			sys = fmt.Sprintf("%.2f", d.SystemCPU)
+		}
+		return fmt.Sprintf("%s / %.2f", sys, d.BenchCPU)
 	})
 	num("max RSS", false, func(d DesignResult) (float64, bool) { return d.MaxRSSMiB, d.MaxRSSMiB > 0 }, func(v float64) string { return fmt.Sprintf("%.0f MiB", v) })
 	add("verdict", func(d DesignResult) string { return d.Verdict.Status })

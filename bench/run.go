@@ -56,10 +56,16 @@ type DesignResult struct {
 	DBRows           int64            `json:"db_rows_written"`
 	DBRowsPerSec     float64          `json:"db_rows_per_sec"`
 	Staleness        *StalenessResult `json:"staleness,omitempty"`
-	MaxRSSMiB        float64          `json:"max_rss_mib"`
-	RSSSource        string           `json:"rss_source"`
-	Verdict          Verdict          `json:"verdict"`
-	Series           []Point          `json:"series"`
+	// SystemCPU is the average number of cores the system's own process
+	// used during the load (the sidecar child, or the targets); 0 when it
+	// runs in this process. BenchCPU is this process's (the load generator
+	// and whatever else runs in it).
+	SystemCPU float64 `json:"system_cpu_cores"`
+	BenchCPU  float64 `json:"bench_cpu_cores"`
+	MaxRSSMiB float64 `json:"max_rss_mib"`
+	RSSSource string  `json:"rss_source"`
+	Verdict   Verdict `json:"verdict"`
+	Series    []Point `json:"series"`
 }
 
 // Failed reports whether any design's verdict failed or any design could
@@ -203,6 +209,8 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 	}
 
 	before := sys.sample(ctx)
+	before.selfCPU = selfCPU()
+	beforeAt := time.Now()
 	mon := newMonitor(sys, rec, cfg, d, before, out, e.env.TTY)
 	monCtx, stopMon := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -217,6 +225,14 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 	l.run(ctx)
 	endLoad()
 	elapsed := rec.elapsed(cfg.Duration)
+	loaded := sys.sample(ctx) // CPU over the load alone, before settling
+	loaded.selfCPU = selfCPU()
+	if wall := time.Since(beforeAt).Seconds(); wall > 0 {
+		if before.cpu > 0 || loaded.cpu > 0 {
+			dr.SystemCPU = (loaded.cpu - before.cpu) / wall
+		}
+		dr.BenchCPU = (loaded.selfCPU - before.selfCPU) / wall
+	}
 
 	// Settle: every acknowledged write durable, then judge.
 	settleCtx, cancel := context.WithTimeout(ctx, cfg.Settle)

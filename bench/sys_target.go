@@ -75,6 +75,7 @@ func (s *targetSystem) sample(ctx context.Context) sample {
 		out.publishes += m["likes_coalescer_log_batch_events_count"]
 		out.events += m["likes_coalescer_log_batch_events_sum"]
 		out.rss = max(out.rss, int64(m["process_resident_memory_bytes"]))
+		out.cpu += m["process_cpu_seconds_total"]
 	}
 	return out
 }

@@ -58,6 +58,8 @@ type sample struct {
 	events    float64 // events in them
 	dbRows    float64 // rows written to the database (events applied, inserts)
 	rss       int64   // bytes; 0 unknown
+	cpu       float64 // CPU seconds of the system's own process (child, target); 0 unknown
+	selfCPU   float64 // CPU seconds of this process
 }
 
 // system is one design, running, behind an HTTP front.
