@@ -60,8 +60,9 @@ func consumerConfig(v *config.Values) consumer.Config {
 	return c
 }
 
-// runConsumer runs a consumer until ctx ends. When started is not nil it
-// receives the consumer once it runs (likes dev uses it to drain).
+// runConsumer runs a consumer until ctx ends. When started is not nil (likes
+// dev) the stored offsets are reset first, for the embedded log is new, and
+// started receives the consumer once it runs (likes dev uses it to drain).
 func runConsumer(ctx context.Context, v *config.Values, log *zap.Logger, started chan<- *consumer.Consumer) error {
 	cfg := consumerConfig(v)
 	if err := cfg.Validate(); err != nil {
@@ -78,6 +79,13 @@ func runConsumer(ctx context.Context, v *config.Values, log *zap.Logger, started
 	defer db.Close()
 	if v.Bool("db.migrate") {
 		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+	if started != nil {
+		// likes dev: the embedded broker starts an empty log on every run,
+		// while the database keeps the previous run's offsets.
+		if err := consumer.ResetOffsets(ctx, db, cfg.Topic); err != nil {
 			return err
 		}
 	}
