@@ -132,6 +132,14 @@ type wire struct {
 // that is not a valid version-1 event: missing fields, wrong types,
 // non-positive ids, an unknown op.
 func Decode(b []byte) (Event, error) {
+	if e, ok := decodeCanonical(b); ok {
+		return e, nil
+	}
+	return decodeJSON(b)
+}
+
+// decodeJSON is the general decoder behind [Decode].
+func decodeJSON(b []byte) (Event, error) {
 	var w wire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)

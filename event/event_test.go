@@ -73,3 +73,39 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = AppendJSON(buf[:0], &e)
 	}
 }
+
+// FuzzFastDecodeAgrees: whatever the canonical fast path accepts, the general
+// decoder accepts with the same result.
+func FuzzFastDecodeAgrees(f *testing.F) {
+	f.Add([]byte(`{"v":1,"id":"s1-42","op":"like","post":42,"user":891,"ts":1764230400123,"bucket":1764230400,"sidecar":"s1"}`))
+	f.Add([]byte(`{"v":1,"id":"a","op":"unlike","post":1,"user":2,"ts":-1,"bucket":0,"sidecar":""}`))
+	f.Add([]byte(`{"v":1,"id":"a","op":"like","post":01,"user":2,"ts":1,"bucket":0,"sidecar":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := decodeCanonical(b)
+		if !ok {
+			return
+		}
+		slow, err := decodeJSON(b)
+		if err != nil || slow != fast {
+			t.Fatalf("fast %+v, general %+v (%v)", fast, slow, err)
+		}
+	})
+}
+
+func TestCanonicalEventsTakeTheFastPath(t *testing.T) {
+	e := Event{Seq: 9, Op: Unlike, PostID: 1, UserID: 2, TS: 3, Bucket: 4, Sidecar: "s"}
+	if _, ok := decodeCanonical(AppendJSON(nil, &e)); !ok {
+		t.Fatal("got the general decoder for a canonical event, want the fast path")
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	e := Event{ID: "sidecar-1-123456", Op: Like, PostID: 42, UserID: 891, TS: 1764230400123, Bucket: 1764230400, Sidecar: "sidecar-1"}
+	raw := AppendJSON(nil, &e)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
