@@ -17,7 +17,14 @@ func checkExtProc(v *config.Values) error {
 	if v.String("extproc.listen") == "" {
 		return nil
 	}
-	return extProcConfig(v, "").Validate()
+	if err := extProcConfig(v, "").Validate(); err != nil {
+		return err
+	}
+	// The ext_proc drain comes out of the coalescer's flush time.
+	if d, s := v.Duration("extproc.drain_timeout"), v.Duration("shutdown.timeout"); d >= s {
+		return fmt.Errorf("extproc.drain_timeout: must be shorter than shutdown.timeout (%s), got %s", s, d)
+	}
+	return nil
 }
 
 // extProcConfig reads the extproc.* keys. userHeader is the authenticator's

@@ -124,6 +124,12 @@ func TestExtProcListen(t *testing.T) {
 			t.Fatalf("got %v: %s, want a non-zero exit naming extproc.keepalive_time", err, out)
 		}
 	})
+	t.Run("a drain longer than the shutdown is an error naming the key", func(t *testing.T) {
+		out, err := run(t, bin, []string{"LIKES_EXTPROC_DRAIN_TIMEOUT=20s"}, "dev", "--extproc-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+		if err == nil || !strings.Contains(out, "extproc.drain_timeout") {
+			t.Fatalf("got %v: %s, want a non-zero exit naming extproc.drain_timeout", err, out)
+		}
+	})
 	t.Run("an address that cannot be bound is an error naming the key", func(t *testing.T) {
 		out, err := run(t, bin, nil, "dev", "--listen", "127.0.0.1:0", "--extproc-listen", "127.0.0.1:99999", "--data-dir", t.TempDir())
 		if err == nil || !strings.Contains(out, "extproc.listen") {
