@@ -190,7 +190,9 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 		stop:     make(chan struct{}),
 	}
 	s.batch = newBatcher(s.flushBatch, flushMax, queueMax, flushSlots)
-	if err := s.detect(ctx); err != nil {
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.detect(dctx); err != nil {
 		s.warn.Warn("shared dedup filter: cannot choose its representation yet; likes go to the authoritative check", zap.Error(err))
 	}
 	s.wg.Add(1)
@@ -390,14 +392,16 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 		ok++
 		status := c.status
 		if trusted[c.post] {
-			if status == statusMissing {
+			switch status {
+			case statusMissing:
 				// No key and no like in the database: never added.
 				for _, i := range c.idx {
 					res[i].ans = NotSeen
 				}
 				continue
+			case statusUnverified:
+				status = statusTrusted // verified during this flush
 			}
-			status = statusTrusted // verified during this flush
 		}
 		switch status {
 		case statusTrusted:

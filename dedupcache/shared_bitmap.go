@@ -153,12 +153,13 @@ func (g geometry) fpAt(n uint64) float64 {
 //
 // KEYS[1] is a shard key; ARGV[1] is "a" (test and add) or "t" (test only),
 // ARGV[2] the key's TTL in milliseconds, ARGV[3] the pairs, 8 bytes each
-// (h1, h2 big-endian). It returns {status, answers}: status 1 (trusted) or
-// 0 (not verified), or 2 (another geometry, or not initialised on a test:
-// no answers); answers has one byte per pair, '1' for new / never added,
-// '0' for maybe seen. Layers before the newest are tested with GETBIT,
-// stopping at the first clear bit; the newest is tested and set with one
-// BITFIELD per chunk of pairs (each SET returns the bit's old value).
+// (h1, h2 big-endian). It returns {status, answers}. Status 1 (trusted) or
+// 0 (not verified) come with one answer byte per pair: '1' for never added
+// before, '0' for maybe seen. Status 2 (the key has another geometry) and 3
+// (a test of a key that does not exist) come with none. Layers before the
+// newest are tested with GETBIT, stopping at the first clear bit; the newest
+// is tested and set with one BITFIELD per chunk of pairs (each SET returns
+// the bit's old value).
 func bitmapScript(g geometry) *redis.Script {
 	var off, m, k, c []string
 	for _, l := range g.layers {
@@ -193,7 +194,7 @@ local function inlayer(i, h1, h2)
 end
 local out = {}
 if ARGV[1] ~= 'a' then
-  if L == 0 then return {2, ''} end
+  if L == 0 then return {3, ''} end
   for x = 0, items - 1 do
     local h1, h2 = item(x)
     local seen = false

@@ -109,6 +109,9 @@ func (s *Shared) detect(ctx context.Context) error {
 		} else {
 			s.kind.Store(kindBitmap)
 		}
+		if m := s.deps.Metrics; m != nil {
+			m.SharedUp.Set(1)
+		}
 		return nil
 	}
 	return fmt.Errorf("%s changed while it was read", modeKey)

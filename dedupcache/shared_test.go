@@ -115,6 +115,9 @@ func TestSharedFilter(t *testing.T) {
 		if a, err := s.TestAndAdd(ctx, 100, 1); err != nil || a != MaybeSeen {
 			t.Fatalf("user 1 again: got %v, %v, want MaybeSeen", a, err)
 		}
+		if a, err := s.Test(ctx, 150, 1); err != nil || a != NotSeen {
+			t.Fatalf("unlike on a post without filter keys and without likes: got %v, %v, want NotSeen", a, err)
+		}
 		if a, err := s.Test(ctx, 100, 3); err != nil || a != NotSeen {
 			t.Fatalf("test of user 3: got %v, %v, want NotSeen", a, err)
 		}

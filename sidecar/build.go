@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +102,46 @@ func NewRedis(v *config.Values) (redis.UniversalClient, error) {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return redis.NewUniversalClient(o), nil
+}
+
+// DedupFilterConfigs reads the keys of the duplicate check's bloom filters:
+// dedup.fp_rate, dedup.local_max_bytes and dedup.shared_*.
+func DedupFilterConfigs(v *config.Values) (dedupcache.LocalConfig, dedupcache.SharedConfig, error) {
+	raw := strings.TrimSpace(v.String("dedup.fp_rate"))
+	fp, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		return dedupcache.LocalConfig{}, dedupcache.SharedConfig{}, fmt.Errorf("dedup.fp_rate: not a number: %q", raw)
+	}
+	lc := dedupcache.LocalConfig{MaxBytes: v.Int("dedup.local_max_bytes"), FPRate: fp}
+	sc := dedupcache.SharedConfig{
+		Mode:     v.String("dedup.shared_mode"),
+		Shards:   v.Int("dedup.shared_shards"),
+		Capacity: v.Int("dedup.shared_capacity"),
+		FPRate:   fp,
+		TTL:      v.Duration("dedup.shared_ttl"),
+		Timeout:  v.Duration("dedup.shared_timeout"),
+	}
+	if err := lc.Validate(); err != nil {
+		return lc, sc, err
+	}
+	return lc, sc, sc.Validate()
+}
+
+// postLikes counts each post's likes in the database (the like_counts row:
+// Bases with an infinite watermark subtracts no per-bucket effect), for the
+// shared filter's verification of new posts.
+func postLikes(db *store.DB) func(context.Context, []int64) ([]int64, error) {
+	return func(ctx context.Context, posts []int64) ([]int64, error) {
+		bases, err := db.Bases(ctx, posts, math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]int64, len(bases))
+		for i, b := range bases {
+			out[i] = b.Count
+		}
+		return out, nil
+	}
 }
 
 // LikeStateConfig reads the dedup.shared_state_* keys.
@@ -197,16 +239,18 @@ func SidecarID(v *config.Values) string {
 // Parts are the sidecar's built components, exposed for `likes dev`,
 // the ext_proc server and tests.
 type Parts struct {
-	Values    *config.Values
-	Logger    *zap.Logger
-	Registry  *prometheus.Registry
-	Redis     redis.UniversalClient
-	Log       *eventlog.Producer
-	Store     *store.DB
-	Auth      *auth.Authenticator
-	Dedup     *dedupcache.Checker
-	Coalescer *coalescer.Coalescer
-	API       *proxy.API
+	Values   *config.Values
+	Logger   *zap.Logger
+	Registry *prometheus.Registry
+	Redis    redis.UniversalClient
+	Log      *eventlog.Producer
+	Store    *store.DB
+	Auth     *auth.Authenticator
+	Dedup    *dedupcache.Checker
+	// DedupFilter is the shared bloom filter (nil with dedup.shared_mode=off).
+	DedupFilter *dedupcache.Shared
+	Coalescer   *coalescer.Coalescer
+	API         *proxy.API
 }
 
 // Build connects to Redis, the log and the database and assembles the API.
@@ -234,6 +278,10 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		return nil, err
 	}
 	if err := LikeStateConfig(v).Validate(); err != nil {
+		return nil, err
+	}
+	localFilter, sharedFilter, err := DedupFilterConfigs(v)
+	if err != nil {
 		return nil, err
 	}
 	if p.Auth, err = auth.New(ac, time.Now); err != nil {
@@ -275,7 +323,20 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]bool, error) {
 		return lookupLiked(ctx, shared, db, pairs, stateLimiter)
 	}
-	if p.Dedup, err = dedupcache.New(dc, dedupcache.Deps{Lookup: lookup, SharedLookup: true, Metrics: dedupcache.NewMetrics(reg)}); err != nil {
+	dm := dedupcache.NewMetrics(reg)
+	dd := dedupcache.Deps{Lookup: lookup, SharedLookup: true, Metrics: dm}
+	if dd.Local, err = dedupcache.NewLocal(localFilter, dm); err != nil {
+		return nil, err
+	}
+	if p.DedupFilter, err = dedupcache.NewShared(ctx, p.Redis, sharedFilter, dedupcache.SharedDeps{
+		PostLikes: postLikes(db), Logger: log, Metrics: dm,
+	}); err != nil {
+		return nil, err
+	}
+	if p.DedupFilter != nil {
+		dd.Filter = p.DedupFilter
+	}
+	if p.Dedup, err = dedupcache.New(dc, dd); err != nil {
 		return nil, err
 	}
 	co := CoalescerConfig(v)
@@ -318,6 +379,9 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 }
 
 func (p *Parts) closeClients() {
+	if p.DedupFilter != nil {
+		p.DedupFilter.Close() // before Redis: it writes its pending pairs
+	}
 	if p.Log != nil {
 		p.Log.Close()
 	}

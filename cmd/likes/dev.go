@@ -86,6 +86,10 @@ func runDev(v *config.Values, o devOptions) error {
 	// A quick group join: one member, in-process.
 	v.Set("kafka.session_timeout", 6*time.Second)
 	v.Set("kafka.rebalance_timeout", 2*time.Second)
+	// The embedded Redis (miniredis) has neither BITFIELD nor Lua's struct
+	// library, which the shared bloom filter needs: dev runs on the local
+	// filter and the database.
+	v.Set("dedup.shared_mode", "off")
 
 	ctx, stop := signalContext()
 	defer stop()
