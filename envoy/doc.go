@@ -38,9 +38,10 @@
 //
 // # Header encodings
 //
-// Envoy sends header values in raw_value (bytes) since 1.28 and in value
-// (string) before, or with the runtime guard
-// envoy.reloadable_features.send_header_raw_value off. The same guard
+// Envoy sends header values in raw_value (bytes) when its runtime guard
+// envoy.reloadable_features.send_header_raw_value is on (the default in
+// recent releases) and in value (string) in older releases or with the guard
+// off. The same guard
 // decides which field Envoy reads from the answer's header mutations, and
 // Envoy rejects a mutation with both set, so the server answers in the
 // encoding of the request's :path. The user comes from the bearer token

@@ -204,7 +204,7 @@ func token(t testing.TB, user int64) string {
 }
 
 // headersMsg is a request_headers message carrying kv (key, value pairs),
-// in raw_value like Envoy ≥ 1.28 or in value like older versions.
+// in raw_value like recent Envoy releases or in value like older ones.
 func headersMsg(raw bool, kv ...string) *extprocv3.ProcessingRequest {
 	hm := &corev3.HeaderMap{}
 	for i := 0; i+1 < len(kv); i += 2 {

@@ -9,9 +9,9 @@ import (
 )
 
 // headerValue returns h's value without copying it. Envoy sends a header
-// value in raw_value (bytes; Envoy ≥ 1.28, runtime guard
-// envoy.reloadable_features.send_header_raw_value) or in value (string;
-// older versions, or with the guard off); raw reports which one was used.
+// value in raw_value (bytes; recent releases, runtime guard
+// envoy.reloadable_features.send_header_raw_value on) or in value (string;
+// older releases, or with the guard off); raw reports which one was used.
 //
 // Aliasing raw_value is sound: protobuf-go copies bytes fields out of the
 // wire buffer when it decodes, nothing writes to them afterwards, and
