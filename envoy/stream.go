@@ -50,8 +50,9 @@ func newStream() *stream {
 	st.imm.Headers = &st.mut
 	st.imm.Details = details
 	for i := range st.opts {
-		// Overwrite: Envoy's local reply has already set content-type
-		// (text/plain) when the body is not empty.
+		// Overwrite, never append: the answer's headers are the only
+		// values of their names (Envoy adds content-length itself, and
+		// content-type only when the mutation did not set one).
 		st.opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 		st.opts[i].Header = &st.vals[i]
 		st.set[i] = &st.opts[i]
