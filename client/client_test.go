@@ -183,7 +183,7 @@ func TestCallsReuseConnections(t *testing.T) {
 			t.Fatalf("got %d connections for 200 calls, want 1", n)
 		}
 	})
-	t.Run("concurrent calls open at most one connection per caller", func(t *testing.T) {
+	t.Run("800 concurrent calls from 8 callers open about one connection per caller", func(t *testing.T) {
 		before := conns.Load()
 		const workers = 8
 		var wg sync.WaitGroup
@@ -198,8 +198,11 @@ func TestCallsReuseConnections(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if n := conns.Load() - before; n > workers {
-			t.Fatalf("got %d new connections for %d workers, want at most %d", n, workers, workers)
+		// net/http may dial a connection for a request that then gets an
+		// idle one freed meanwhile (the dialed one joins the pool), so allow
+		// a little more than one per caller; without reuse it would be 800.
+		if n := conns.Load() - before; n > 2*workers {
+			t.Fatalf("got %d new connections for %d workers, want at most %d", n, workers, 2*workers)
 		}
 	})
 	t.Run("Close drops idle connections and the client still works", func(t *testing.T) {
