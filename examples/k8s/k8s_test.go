@@ -197,6 +197,69 @@ func likesConfig(t *testing.T, cm *object, key string) *config.Values {
 	return v
 }
 
+// imageEnv is the final stage's ENV of the Dockerfile the containers run.
+func imageEnv(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	var joined []string
+	cur := ""
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasSuffix(l, "\\") {
+			cur += strings.TrimSuffix(l, "\\") + " "
+			continue
+		}
+		joined = append(joined, cur+l)
+		cur = ""
+	}
+	for _, l := range joined {
+		if strings.HasPrefix(l, "FROM ") {
+			clear(env) // only the final stage counts
+		}
+		if rest, ok := strings.CutPrefix(l, "ENV "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					t.Fatalf("Dockerfile ENV %q: want KEY=value pairs", rest)
+				}
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+// effectiveConfig is the configuration the container's process sees: its
+// file, under the image's ENV, under the container's literal env (the
+// environment wins over the file, as in `likes`).
+func effectiveConfig(t *testing.T, cm *object, key string, c container) *config.Values {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "LIKES_") && !strings.HasPrefix(name, "LIKES_TEST_") {
+			t.Setenv(name, "") // set for restoring, then removed
+			os.Unsetenv(name)
+		}
+	}
+	for k, v := range imageEnv(t) {
+		if strings.HasPrefix(k, "LIKES_") {
+			t.Setenv(k, v)
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "LIKES_") && e.ValueFrom == nil {
+			t.Setenv(e.Name, e.Value)
+		}
+	}
+	return likesConfig(t, cm, key)
+}
+
 // endpoints are the admin paths each subcommand serves (sidecar/run.go
 // Handlers for serve, cmd/likes/admin.go for consume).
 var endpoints = map[string][]string{
@@ -415,7 +478,7 @@ func TestManifests(t *testing.T) {
 			if cm == nil {
 				t.Fatalf("--config %s: no ConfigMap volume mounted at %s", file, filepath.Dir(file))
 			}
-			v := likesConfig(t, cm, filepath.Base(file))
+			v := effectiveConfig(t, cm, filepath.Base(file), lc.c)
 			for _, a := range lc.c.Args[1:] {
 				if strings.HasPrefix(a, "--") && a != "--config" && a != "--migrate" {
 					t.Errorf("arg %s: this test only knows --config and --migrate; check the flag and extend it", a)
@@ -423,11 +486,6 @@ func TestManifests(t *testing.T) {
 			}
 
 			admin := v.String("admin.listen")
-			for _, e := range lc.c.Env {
-				if e.Name == "LIKES_ADMIN_LISTEN" {
-					admin = e.Value
-				}
-			}
 			if admin == "" {
 				t.Fatal("admin.listen is empty: probes would share the API listener; set it")
 			}
@@ -510,7 +568,7 @@ func TestManifests(t *testing.T) {
 			t.Fatalf("want an init container likes with restartPolicy Always (a native sidecar)")
 		}
 		cm := find(objs, "ConfigMap", "likes-config")
-		v := likesConfig(t, cm, "likes.yaml")
+		v := effectiveConfig(t, cm, "likes.yaml", *sc)
 		api := v.String("http.listen")
 		if host, _, _ := net.SplitHostPort(api); host != "127.0.0.1" {
 			t.Errorf("http.listen %s: want the API on loopback, reachable only inside the pod", api)
