@@ -33,9 +33,10 @@ COPY --from=build /out/likes /usr/local/bin/likes
 USER 65532:65532
 # The API on 8080 and /metrics, /healthz, /readyz on a separate admin
 # listener on 9090, so probes and scrapes never queue behind like traffic.
+# The environment wins over a --config file: set listen addresses with
+# LIKES_HTTP_LISTEN / LIKES_ADMIN_LISTEN (or flags), not in the file.
 ENV LIKES_HTTP_LISTEN=0.0.0.0:8080 \
-    LIKES_ADMIN_LISTEN=0.0.0.0:9090 \
-    LIKES_LOG_FORMAT=json
+    LIKES_ADMIN_LISTEN=0.0.0.0:9090
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["/usr/local/bin/likes", "healthcheck"]
