@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,10 +54,17 @@ type Config struct {
 	// TTL is how long a post's shard key lives after its last write
 	// (dedup.shared_state_ttl); keep it longer than the consumer's lag.
 	TTL time.Duration
+	// Timeout bounds one round trip (dedup.shared_timeout); 0 means only
+	// the caller's context does. Record runs between the log's
+	// acknowledgement and the caller's answer, so a Redis that hangs must
+	// not hold it for long.
+	Timeout time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
-func DefaultConfig() Config { return Config{Shards: 4, TTL: 2 * time.Minute} }
+func DefaultConfig() Config {
+	return Config{Shards: 4, TTL: 2 * time.Minute, Timeout: 100 * time.Millisecond}
+}
 
 // Validate reports the first invalid field, named by its configuration key.
 func (c Config) Validate() error {
@@ -65,6 +73,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dedup.shared_state_shards: must be between 1 and 1024, got %d", c.Shards)
 	case c.TTL < time.Second:
 		return fmt.Errorf("dedup.shared_state_ttl: must be at least 1s, got %s", c.TTL)
+	case c.Timeout < 0:
+		return fmt.Errorf("dedup.shared_timeout: must not be negative, got %s", c.Timeout)
 	}
 	return nil
 }
@@ -93,7 +103,36 @@ type Store struct {
 	// hot key gets a PEXPIRE every TTL/4, not with every batch.
 	mu      sync.Mutex
 	expired map[string]time.Time
+
+	// downUntil is when calls may try Redis again after a failed round
+	// trip (Unix nanoseconds); until then they fail at once with ErrDown.
+	downUntil atomic.Int64
 }
+
+// ErrDown is returned, at once, by calls made within [RetryAfter] of a failed
+// round trip: Redis is not asked, the caller falls back at once instead of
+// waiting for a timeout per call.
+var ErrDown = errors.New("likestate: redis failed a moment ago; not asked")
+
+// RetryAfter is how long calls fail fast with ErrDown after a failed round
+// trip; the first call after it probes Redis again.
+const RetryAfter = time.Second
+
+// begin returns ErrDown while Redis is known to be failing, else ctx bounded
+// by cfg.Timeout.
+func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		return nil, nil, ErrDown
+	}
+	if s.cfg.Timeout <= 0 {
+		return ctx, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	return ctx, cancel, nil
+}
+
+// failed opens the breaker for RetryAfter.
+func (s *Store) failed() { s.downUntil.Store(time.Now().Add(RetryAfter).UnixNano()) }
 
 // maxTracked bounds the expiry memory; past it the map is cleared (the next
 // batch of each key then refreshes its TTL again, which is harmless).
@@ -164,6 +203,11 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 	if len(order) == 0 {
 		return nil
 	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
+	}
+	defer cancel()
 	pipe := s.rdb.Pipeline()
 	now := time.Now()
 	var refreshed []string
@@ -179,6 +223,7 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		s.failed()
 		// The TTLs may not have been set: refresh them with the next batch.
 		s.mu.Lock()
 		for _, k := range refreshed {
@@ -210,12 +255,18 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		a.users = append(a.users, strconv.FormatInt(p.User, 10))
 		a.idx = append(a.idx, i)
 	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
+	}
+	defer cancel()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(order))
 	for i, a := range order {
 		cmds[i] = pipe.HMGet(ctx, a.key, a.users...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		s.failed()
 		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
 	}
 	out := make([]State, len(pairs))

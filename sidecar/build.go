@@ -94,6 +94,10 @@ func NewRedis(v *config.Values) (redis.UniversalClient, error) {
 		MaxRetries:      1,
 		MinIdleConns:    2,
 		ConnMaxIdleTime: 5 * time.Minute,
+		// A call's context bounds its network I/O too: without this a Redis
+		// that hangs holds every call for ReadTimeout whatever the caller's
+		// deadline (write.timeout, dedup.shared_timeout), and writes wait.
+		ContextTimeoutEnabled: true,
 	}
 	if o.IsClusterMode && o.DB != 0 {
 		return nil, fmt.Errorf("redis.db: must be 0 with Redis Cluster, got %d", o.DB)
@@ -146,7 +150,7 @@ func postLikes(db *store.DB) func(context.Context, []int64) ([]int64, error) {
 
 // LikeStateConfig reads the dedup.shared_state_* keys.
 func LikeStateConfig(v *config.Values) likestate.Config {
-	return likestate.Config{Shards: v.Int("dedup.shared_state_shards"), TTL: v.Duration("dedup.shared_state_ttl")}
+	return likestate.Config{Shards: v.Int("dedup.shared_state_shards"), TTL: v.Duration("dedup.shared_state_ttl"), Timeout: v.Duration("dedup.shared_timeout")}
 }
 
 // lookupLiked answers the authoritative check's questions: first from the
