@@ -35,8 +35,8 @@ type Result struct {
 	Code    string // the error code of a JSON error body
 	// RetryAfter is the Retry-After header of the answer.
 	RetryAfter string
-	Err     error  // transport error, if any
-	Outcome Outcome
+	Err        error // transport error, if any
+	Outcome    Outcome
 }
 
 // Client sends likes, unlikes and count reads to sidecars, as a

@@ -144,7 +144,9 @@ func Start(t testing.TB, cfg Config) *Rig {
 	t2 := time.Now()
 	r.Redis = testenv.RedisCluster(t)
 	t3 := time.Now()
-	defer func() { t.Logf("rig: build %v, broker %v, redis %v, rest %v", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3)) }()
+	defer func() {
+		t.Logf("rig: build %v, broker %v, redis %v, rest %v", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
+	}()
 
 	direct := testenv.Postgres(t)
 	u, err := url.Parse(direct)
