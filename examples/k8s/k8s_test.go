@@ -442,6 +442,12 @@ func TestManifests(t *testing.T) {
 		if err := sidecar.ProxyConfig(v).Validate(); err != nil {
 			t.Errorf("proxy keys: %v", err)
 		}
+		if _, _, err := sidecar.DedupFilterConfigs(v); err != nil {
+			t.Errorf("dedup filter keys: %v", err)
+		}
+		if err := sidecar.LikeStateConfig(v).Validate(); err != nil {
+			t.Errorf("dedup.shared_state_*: %v", err)
+		}
 		if got := len(v.List("redis.addrs")); got < 3 {
 			t.Errorf("redis.addrs: got %d seeds, want a Redis Cluster's", got)
 		}
