@@ -26,10 +26,17 @@ func (r *RedisCounts) Read(ctx context.Context, post int64, now time.Time) (coun
 	return counts.Read(ctx, r.Redis, r.Config, post, now)
 }
 
-// Reseed computes the post's base from the database at the current
-// watermark and publishes it (guarded: a newer publication wins).
+// Reseed computes the post's base from the database and publishes it
+// (guarded: a newer publication wins). The watermark is the bucket after now,
+// so the base holds every event the consumer has applied and the read
+// ignores the tail: a missing base usually means Redis lost its data, and the
+// tail went with it, so the tail of already-applied events cannot be trusted
+// to be there. Events not yet applied show up when the consumer applies them
+// and publishes a newer version with its own watermark, which re-opens the
+// tail.
 func (r *RedisCounts) Reseed(ctx context.Context, post int64, now time.Time) error {
-	bases, err := r.Bases(ctx, []int64{post}, r.Config.Watermark(now))
+	w := counts.BucketOf(now, r.Config.Bucket) + 1
+	bases, err := r.Bases(ctx, []int64{post}, w)
 	if err != nil {
 		return err
 	}
