@@ -175,7 +175,6 @@ func (p *Parts) drain(probe *Probe, servers []*http.Server, stopExtra func(), ex
 	timeout := p.Values.Duration("shutdown.timeout")
 	p.Logger.Info("draining", zap.Duration("timeout", timeout))
 	probe.SetDraining()
-	p.API.SetDraining(false)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var errs []error
