@@ -43,6 +43,7 @@ func newClient(t testing.TB, base string) *client.Client {
 	t.Helper()
 	cfg := client.DefaultConfig()
 	cfg.BaseURL = base
+	cfg.Timeout = 10 * time.Second // a loaded CI machine with -race is slow; deadline tests set their own
 	c, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)

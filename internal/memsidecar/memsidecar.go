@@ -81,8 +81,11 @@ func Start(o Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The default 100 ms window: a count refresh that races a tail flush
+	// can count the flushed deltas twice until the next refresh (the read
+	// path prefers over- to under-counting a sidecar's own likes), and a
+	// long window makes that rare enough for exact-count examples.
 	cc := coalescer.DefaultConfig()
-	cc.Window = 10 * time.Millisecond
 	if s.co, err = coalescer.New(cc, coalescer.Deps{Publish: s.publish, Tail: s.writeTail}); err != nil {
 		return nil, err
 	}
