@@ -86,3 +86,7 @@ func stats(s Stats) string {
 	return fmt.Sprintf("n=%d acked=%d no-op=%d unknown=%d statuses=%v codes=%v transport-errors=%d p50=%v p99=%v max=%v",
 		s.N, s.Acked, s.NoOp, s.Unknown, s.ByStatus, s.ByCode, s.Errors, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond))
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
