@@ -112,8 +112,7 @@ func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 		e.loading = ch
 		e.mu.Unlock()
 
-		_, flushed := a.deps.Writer.Totals(post)
-		v, err := a.load(ctx, post, now)
+		v, flushed, err := a.loadConsistent(ctx, post, now)
 		e.mu.Lock()
 		e.loading = nil
 		e.err = err
@@ -140,6 +139,27 @@ func (a *API) withLocal(post, value, flushedAtRead int64) int64 {
 		return n
 	}
 	return 0
+}
+
+// loadConsistent reads the count from Redis together with this sidecar's
+// written-deltas total as of that read. A counter flush that completes during
+// the read may or may not be in the value, so the read is repeated (up to
+// three times) until no flush completed around it; if flushes keep
+// completing, the later total is used, which can only under-count this
+// sidecar's newest likes until the next refresh, never count them twice.
+func (a *API) loadConsistent(ctx context.Context, post int64, now time.Time) (value, flushed int64, err error) {
+	for range 3 {
+		_, before := a.deps.Writer.Totals(post)
+		value, err = a.load(ctx, post, now)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, flushed = a.deps.Writer.Totals(post)
+		if flushed == before {
+			return value, flushed, nil
+		}
+	}
+	return value, flushed, nil
 }
 
 // load reads the count from Redis, re-seeding a missing base from the database.
