@@ -45,6 +45,7 @@ var Keys = []Key{
 	{"http.path_prefix", String, "", "", false, "prefix before /posts/… (e.g. /api)"},
 	{"http.retry_after", Duration, "1s", "", false, "Retry-After sent with 503 answers"},
 	{"http.max_header_bytes", Int, "16384", "", false, "largest request header block accepted (431 beyond)"},
+	{"http.read_header_timeout", Duration, "5s", "", false, "time a client has to send its request headers; slower connections are closed"},
 	{"admin.listen", String, "", "admin-listen", false, "optional separate address for /metrics, /healthz, /readyz"},
 	{"extproc.listen", String, "", "extproc-listen", false, "address of the Envoy ext_proc gRPC server (empty: off); see examples/envoy"},
 	{"extproc.max_concurrent_streams", Int, "1024", "", false, "HTTP/2 streams per Envoy connection (one per like request in flight); at the limit Envoy opens another connection"},

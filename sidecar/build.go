@@ -270,6 +270,9 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if err := cc.Validate(); err != nil {
 		return nil, err
 	}
+	if d := v.Duration("http.read_header_timeout"); d <= 0 {
+		return nil, fmt.Errorf("http.read_header_timeout: must be positive, got %s", d)
+	}
 	ac := AuthConfig(v)
 	if err := ac.Validate(); err != nil {
 		return nil, err

@@ -92,7 +92,7 @@ func (p *Parts) checkDeps(ctx context.Context) error {
 func (p *Parts) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: p.Values.Duration("http.read_header_timeout"),
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
