@@ -115,12 +115,17 @@ func (p *Parts) Serve(ctx context.Context, apiLn, adminLn net.Listener, probe *P
 	admin := p.Handlers(probe)
 	var api http.Handler = p.API
 	if adminLn == nil {
-		mux := http.NewServeMux()
-		mux.Handle("/healthz", admin)
-		mux.Handle("/readyz", admin)
-		mux.Handle("/metrics", admin)
-		mux.Handle("/", p.API)
-		api = mux
+		// Exact paths, not a ServeMux: a ServeMux answers unclean paths
+		// (//posts/1/likes, /posts/1/../2/likes) with a redirect to the
+		// cleaned one, where the API's contract is a JSON 404.
+		api = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				admin.ServeHTTP(w, r)
+			default:
+				p.API.ServeHTTP(w, r)
+			}
+		})
 	}
 	servers := []*http.Server{p.newServer(api)}
 	listeners := []net.Listener{apiLn}
