@@ -43,6 +43,8 @@ type Config struct {
 	// [BaseSettings].
 	Settings map[string]string
 	// SidecarSettings are given to the sidecars only, on top of Settings.
+	// An empty value unsets a key (auth.jwt_secret, to use another key
+	// source).
 	SidecarSettings map[string]string
 }
 
@@ -240,6 +242,9 @@ func (r *Rig) env(sidecar bool) []string {
 		}
 	}
 	for k, v := range set {
+		if v == "" {
+			continue // "" unsets a key of the base settings
+		}
 		env = append(env, config.Key{Name: k}.Env()+"="+v)
 	}
 	slices.Sort(env)
