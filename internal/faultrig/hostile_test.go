@@ -324,3 +324,66 @@ func redisKeys(t *testing.T, r *Rig) map[string]bool {
 	}
 	return keys
 }
+
+// TestForeignRecordsOnTheLog asserts that records on the like topic that are
+// not like events this build reads (garbage bytes, foreign JSON, a future
+// format version, truncated and oversized events, out-of-range ids) are
+// skipped and counted by the consumers (likes_consumer_skipped_total) and
+// stall nothing: likes written through the sidecars around them still reach
+// the database and every count converges. Bound: 60 s.
+func TestForeignRecordsOnTheLog(t *testing.T) {
+	r := Start(t, Config{Sidecars: 1, Consumers: 2, Partitions: 4})
+	bounded(t, 60*time.Second)
+	stop := background(t, r, Load{Posts: []int64{801, 802, 803, 804}, FirstUser: 1_000, Users: 1000, Workers: 8, Rate: 200, UnlikeRatio: 0.3, Seed: 8})
+	waitAcked(t, r, 0, 20)
+
+	foreign := [][]byte{
+		{0x00, 0x01, 0xff},
+		[]byte("not json at all"),
+		[]byte(`{"order":17,"total":"9.99"}`),
+		[]byte(`{"v":2,"op":"like","post":801,"user":1,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":801,"user":1`),
+		[]byte(`{"v":1,"op":"boost","post":801,"user":1,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":-801,"user":1,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":801,"user":0,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":9223372036854775808,"user":1,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":"801","user":1,"bucket":1}`),
+		[]byte(`{"v":1,"op":"like","post":801,"user":1,"bucket":"soon"}`),
+		append([]byte(`{"v":1,"op":"like","post":801,"user":1,"bucket":1,"sidecar":"`), bytes100k()...), // cut off
+		{},
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(r.Broker.Addr), Topic: "like_events", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	var msgs []kafka.Message
+	for round := range 4 {
+		for i, v := range foreign {
+			msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "%d", 801+(round+i)%4), Value: v})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce foreign records: %v", err)
+	}
+	waitAcked(t, r, 0, 50)
+	stop()
+	rep := r.Converge(t, convergeBound)
+
+	var skipped float64
+	for _, c := range r.Consumers {
+		if !c.Running() {
+			t.Fatalf("%s exited:\n%s", c.Name, c.Output())
+		}
+		v, _, err := c.Metric("likes_consumer_skipped_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipped += v
+	}
+	if int(skipped) != len(msgs) {
+		t.Errorf("got %v records skipped, want the %d foreign records", skipped, len(msgs))
+	}
+	figures(t, "foreign-records", rep, r.Model.Tally(), fmt.Sprintf("foreign-records=%d skipped=%.0f", len(msgs), skipped))
+}
+
+func bytes100k() []byte { return []byte(strings.Repeat("s", 100<<10)) }
