@@ -229,23 +229,37 @@ func (c *Coalescer) publish(b *batch) {
 	defer c.inflight.Done()
 	start := c.now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
-	errs := make([]error, len(b.events))
-	c.deps.Publish(ctx, b.events, errs)
+	errs, evs, sent := c.live(b)
+	if len(evs) > 0 {
+		c.deps.Publish(ctx, evs, sent)
+	}
 	cancel()
-	if c.deps.Record != nil {
+	if c.deps.Record != nil && len(evs) > 0 {
 		rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
-		if err := c.deps.Record(rctx, b.events, errs); err != nil && c.deps.OnRecordError != nil {
+		if err := c.deps.Record(rctx, evs, sent); err != nil && c.deps.OnRecordError != nil {
 			c.deps.OnRecordError(err)
 		}
 		rcancel()
 	}
+	if len(evs) < len(b.events) { // map the answers back to the batch
+		for i, k := 0, 0; i < len(b.events); i++ {
+			if errs[i] == nil {
+				errs[i] = sent[k]
+				k++
+			}
+		}
+	}
 	if m := c.deps.Metrics; m != nil {
-		m.LogBatchEvents.Observe(float64(len(b.events)))
+		m.LogBatchEvents.Observe(float64(len(evs)))
 		m.LogPublishSeconds.Observe(c.now().Sub(start).Seconds())
 	}
 	failed := false
 	sums := make(map[pb]int64, 4)
 	for i := range b.events {
+		if errs[i] == errDropped {
+			failed = true
+			continue
+		}
 		if errs[i] != nil {
 			failed = true
 			if m := c.deps.Metrics; m != nil {
@@ -272,6 +286,40 @@ func (c *Coalescer) publish(b *batch) {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// errDropped marks, in a batch's errors, an event that was not sent because
+// its caller had stopped waiting. Nobody reads it: the caller is gone.
+var errDropped = errors.New("coalescer: dropped, its caller had stopped waiting")
+
+// live returns the events of b to send and a slice for their answers, and
+// the batch's errors with errDropped for the events left out: those whose
+// callers stopped waiting (write.timeout) before the batch was sent. They
+// were answered 503; sending them anyway would, under overload or after a
+// log outage, spend the log on a backlog nobody waits for while the
+// requests still waiting time out behind it, and write likes whose users
+// were told to retry. An event abandoned while its batch is in flight may
+// still reach the log, as its 503 says.
+func (c *Coalescer) live(b *batch) (errs []error, evs []event.Event, sent []error) {
+	errs = make([]error, len(b.events))
+	n := 0
+	for i := range b.events {
+		if atomic.LoadInt32(b.state(i)) == stateAbandoned {
+			errs[i] = errDropped
+		} else {
+			n++
+		}
+	}
+	if n == len(b.events) {
+		return errs, b.events, errs
+	}
+	evs = make([]event.Event, 0, n)
+	for i := range b.events {
+		if errs[i] == nil {
+			evs = append(evs, b.events[i])
+		}
+	}
+	return errs, evs, make([]error, n)
 }
 
 // Close stops intake (Submit returns ErrClosed), waits until every queued

@@ -29,9 +29,12 @@
 // accepted it while its caller still waits) or waiting → abandoned (set by the
 // caller whose deadline passed first). Exactly one transition wins, so an
 // event is counted in Redis if and only if its caller is told it succeeded.
-// An abandoned event that the log did accept still reaches the database
-// through the consumer, and so the count; the client got a 503 and may retry,
-// which the consumer's unique key absorbs.
+// An event abandoned before its batch is sent is dropped, never sent: its
+// caller was answered 503, and under overload or after a log outage the log
+// must serve the requests still waiting, not a backlog nobody waits for. An
+// event abandoned while its batch is in flight may still reach the log, the
+// database and so the count; the client got a 503 and may retry, which the
+// consumer's unique key absorbs.
 //
 // # Ordering
 //
