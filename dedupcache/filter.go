@@ -22,9 +22,9 @@ type Filter interface {
 	// Test answers, without adding, whether (post, user) was definitely
 	// never added (NotSeen: an unlike of it is a 404 with no lookup).
 	Test(ctx context.Context, post, user int64) (Answer, error)
-	// Add records (post, user) without waiting, for a like accepted without a
-	// successful TestAndAdd (after a filter error, or after a local "maybe").
-	// It must not block.
+	// Add records (post, user) without waiting, for a like accepted while
+	// the filter failed: it is written when the filter answers again. It
+	// must not block.
 	Add(post, user int64)
 }
 

@@ -86,6 +86,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "likes_dedup_local_evictions_total", Help: "Local filters evicted to stay within dedup.local_max_bytes.",
 		}),
 	}
+	// Every answer a layer can give starts at 0, so that dashboards and
+	// rate() see the series before the first such answer.
+	for layer, results := range map[string][]string{
+		"recent":        {"new", "duplicate"},
+		"local":         {"new", "maybe", "false_positive"},
+		"shared":        {"new", "maybe", "duplicate", "false_positive"},
+		"authoritative": {"new", "duplicate"},
+	} {
+		for _, r := range results {
+			m.Decisions.WithLabelValues(layer, r)
+		}
+	}
+	for _, r := range []string{"trusted", "has_likes", "error"} {
+		m.Verifications.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.Decisions, m.DBLookups, m.SharedErrors, m.SharedUp, m.SharedRoundTrips,
 			m.SharedUnverified, m.Verifications, m.PendingAdds, m.DroppedAdds,

@@ -137,6 +137,7 @@ type Shared struct {
 
 	mu       sync.Mutex
 	adds     []Pair
+	adding   int // pairs taken from adds by a write in progress
 	dirty    map[int64]struct{}
 	verified map[int64]time.Time // posts that had likes: not verified again before the time
 	backoff  time.Time
@@ -248,23 +249,14 @@ func (s *Shared) do(ctx context.Context, q sharedQ) (Answer, error) {
 }
 
 // Add implements [Filter]: it queues (post, user) for the background
-// goroutine, which adds it at once, or when Redis answers again. When
+// goroutine, which adds it at once, or once Redis answers again. When
 // pendingAddsMax pairs wait already, the post's filter is marked unverified
 // instead (its likes then go to the authoritative check), since a trusted
 // filter must not miss a liked pair. Never blocks.
 func (s *Shared) Add(post, user int64) {
 	s.mu.Lock()
-	if len(s.adds) < pendingAddsMax {
-		s.adds = append(s.adds, Pair{post, user})
-	} else {
-		if len(s.dirty) < dirtyMax {
-			s.dirty[post] = struct{}{}
-		}
-		if m := s.deps.Metrics; m != nil {
-			m.DroppedAdds.Inc()
-		}
-	}
-	n := len(s.adds)
+	s.queueAdd(Pair{post, user})
+	n := len(s.adds) + s.adding
 	s.mu.Unlock()
 	if m := s.deps.Metrics; m != nil {
 		m.PendingAdds.Set(float64(n))
@@ -272,11 +264,27 @@ func (s *Shared) Add(post, user int64) {
 	s.signal()
 }
 
-// PendingAdds returns how many pairs wait to be added. Safe for concurrent use.
+// queueAdd queues p, or marks its post dirty when the queue is full. s.mu
+// is held.
+func (s *Shared) queueAdd(p Pair) {
+	if len(s.adds)+s.adding < pendingAddsMax {
+		s.adds = append(s.adds, p)
+		return
+	}
+	if len(s.dirty) < dirtyMax {
+		s.dirty[p.Post] = struct{}{}
+	}
+	if m := s.deps.Metrics; m != nil {
+		m.DroppedAdds.Inc()
+	}
+}
+
+// PendingAdds returns how many pairs wait to be added, the ones being
+// written included. Safe for concurrent use.
 func (s *Shared) PendingAdds() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.adds)
+	return len(s.adds) + s.adding
 }
 
 // Close stops the background goroutine after one last attempt (bounded by

@@ -36,7 +36,8 @@ import (
 // alike.
 //
 // Positions are computed by the script from two 32-bit hashes per pair
-// (h1 + j·h2 mod m_i, Kirsch–Mitzenmacher double hashing): one 8-byte item
+// (h1 + j·h2 mod m_i, Kirsch–Mitzenmacher double hashing; Lua's % is exact
+// here, as every operand stays below 2^53): one 8-byte item
 // per pair goes over the wire whatever the number of layers, instead of
 // Σ k_i positions. The layout is compiled into the script's text, so a
 // different configuration is a different script; the geometry id in the
@@ -181,14 +182,13 @@ local trusted, L, gid, n = hdr[1], hdr[2], hdr[3], hdr[4]
 if (L > 0 and gid ~= GID) or L > NL then return {2, ''} end
 local data = ARGV[3]
 local items = math.floor(#data / 8)
-local fmod = math.fmod
 local function item(x)
   return struct.unpack('>I4I4', data, 8 * x + 1)
 end
 local function inlayer(i, h1, h2)
   local o, m = OFF[i], M[i]
   for j = 0, K[i] - 1 do
-    if redis.call('GETBIT', key, o + fmod(h1 + j * h2, m)) == 0 then return false end
+    if redis.call('GETBIT', key, o + (h1 + j * h2) % m) == 0 then return false end
   end
   return true
 end
@@ -213,7 +213,7 @@ while x < items do
   if L < NL and CAP[L] - n < room then room = CAP[L] - n end
   local lim = math.floor(1500 / K[L])
   if room > lim then room = lim end
-  local ops, pend = {}, {}
+  local ops, pend, nops, npend = {}, {}, 0, 0
   local o, m, kk = OFF[L], M[L], K[L]
   for y = x, x + room - 1 do
     local h1, h2 = item(y)
@@ -224,15 +224,17 @@ while x < items do
     if seen then
       out[y + 1] = '0'
     else
-      pend[#pend + 1] = y
+      npend = npend + 1
+      pend[npend] = y
       for j = 0, kk - 1 do
-        ops[#ops + 1] = 'SET'; ops[#ops + 1] = 'u1'; ops[#ops + 1] = o + fmod(h1 + j * h2, m); ops[#ops + 1] = 1
+        ops[nops + 1] = 'SET'; ops[nops + 2] = 'u1'; ops[nops + 3] = o + (h1 + j * h2) % m; ops[nops + 4] = 1
+        nops = nops + 4
       end
     end
   end
-  if #pend > 0 then
-    local r = redis.call('BITFIELD', key, unpack(ops))
-    for p = 1, #pend do
+  if npend > 0 then
+    local r = redis.call('BITFIELD', key, unpack(ops, 1, nops))
+    for p = 1, npend do
       local new = false
       for j = (p - 1) * kk + 1, p * kk do
         if r[j] == 0 then new = true; break end

@@ -126,6 +126,7 @@ func (s *Shared) flushAdds(ctx context.Context) error {
 		batch := make([]Pair, n)
 		copy(batch, s.adds[:n])
 		s.adds = append(s.adds[:0], s.adds[n:]...)
+		s.adding = n
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -144,14 +145,18 @@ func (s *Shared) flushAdds(ctx context.Context) error {
 				err = a.err
 			}
 		}
-		if len(again) > 0 {
-			for _, p := range again {
-				s.Add(p.Post, p.User)
-			}
-			return err
+		s.mu.Lock()
+		s.adding = 0
+		for _, p := range again {
+			s.queueAdd(p)
 		}
+		pending := len(s.adds)
+		s.mu.Unlock()
 		if m := s.deps.Metrics; m != nil {
-			m.PendingAdds.Set(float64(s.PendingAdds()))
+			m.PendingAdds.Set(float64(pending))
+		}
+		if len(again) > 0 {
+			return err
 		}
 	}
 }

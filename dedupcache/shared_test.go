@@ -330,11 +330,11 @@ func TestSharedFilterDegradedMode(t *testing.T) {
 		if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 1 {
 			return fmt.Errorf("key of the re-added pair: got %d, %v, want it to exist", n, err)
 		}
+		if n := s.PendingAdds(); n != 0 {
+			return fmt.Errorf("got %d pending adds, want 0", n)
+		}
 		return nil
 	})
-	if n := s.PendingAdds(); n != 0 {
-		t.Fatalf("got %d pending adds, want 0", n)
-	}
 	// The rebuilt filter misses the likes taken before the loss: it must not
 	// be trusted while the post has likes.
 	if a, err := s.TestAndAdd(ctx, 1, 0); err != nil || a != Unverified {
@@ -523,4 +523,88 @@ func metricValue(c prometheus.Collector) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+func TestMetricsExposeTheIssuesNames(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			series[key] = true
+		}
+	}
+	for _, want := range []string{
+		"likes_dedup_decisions_total,layer=local,result=maybe",
+		"likes_dedup_decisions_total,layer=shared,result=new",
+		"likes_dedup_decisions_total,layer=shared,result=false_positive",
+		"likes_dedup_decisions_total,layer=authoritative,result=duplicate",
+		"likes_dedup_db_lookups_total",
+		"likes_dedup_shared_errors_total",
+		"likes_dedup_shared_up",
+		"likes_dedup_local_bytes",
+	} {
+		if !series[want] {
+			t.Errorf("series %s: got none, want it registered", want)
+		}
+	}
+}
+
+// TestSizingTable logs the README's sizing table (run with -v) and checks
+// its anchor: a post's filter sized for its likers costs about 1.2 MB per
+// million likers at 1%.
+func TestSizingTable(t *testing.T) {
+	def := DefaultSharedConfig()
+	g, err := newGeometry(def.perShard(), def.FPRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOverhead := uint64(80) // Redis's per-key cost, roughly
+	t.Logf("| likers per post | memory, default (first layer %d, x%d per layer) | false positives | memory, dedup.shared_capacity = likers | false positives |", def.Capacity, sharedGrowth)
+	t.Logf("|---|---|---|---|---|")
+	for _, n := range []uint64{1, 100, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000} {
+		per := (n + uint64(def.Shards) - 1) / uint64(def.Shards)
+		touched := min(n, uint64(def.Shards)) // the others hold only a header
+		rest := (uint64(def.Shards) - touched) * (headerBits/8 + keyOverhead)
+		mem := touched*(g.bytesFor(per)+keyOverhead) + rest
+		sized, err := newGeometry(int(per), def.FPRate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		smem := touched*(sized.bytesFor(per)+keyOverhead) + rest
+		t.Logf("| %s | %s | %.2f%% | %s | %.2f%% |", human(float64(n)), bytesHuman(mem), 100*g.fpAt(per), bytesHuman(smem), 100*sized.fpAt(per))
+		if n == 1_000_000 {
+			if perM := float64(smem) / 1e6; perM < 1.1 || perM > 1.3 {
+				t.Fatalf("a filter sized for 1M likers: got %.2f MB, want about 1.2", perM)
+			}
+		}
+	}
+}
+
+func human(n float64) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%gM", n/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%gk", n/1e3)
+	}
+	return fmt.Sprintf("%g", n)
+}
+
+func bytesHuman(b uint64) string {
+	switch {
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(b)/1e3)
+	}
+	return fmt.Sprintf("%d B", b)
 }
