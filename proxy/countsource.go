@@ -19,6 +19,9 @@ type RedisCounts struct {
 	Redis  redis.UniversalClient
 	Config counts.Config
 	Bases  BasesFunc
+	// Applied returns the newest bucket in which an applied event changed
+	// the post's count (store.DB.AppliedBucket); nil means none is known.
+	Applied func(ctx context.Context, post int64) (bucket int64, ok bool, err error)
 }
 
 // Read implements [CountSource].
@@ -27,15 +30,23 @@ func (r *RedisCounts) Read(ctx context.Context, post int64, now time.Time) (coun
 }
 
 // Reseed computes the post's base from the database and publishes it
-// (guarded: a newer publication wins). The watermark is the bucket after now,
-// so the base holds every event the consumer has applied and the read
-// ignores the tail: a missing base usually means Redis lost its data, and the
-// tail went with it, so the tail of already-applied events cannot be trusted
-// to be there. Events not yet applied show up when the consumer applies them
-// and publishes a newer version with its own watermark, which re-opens the
-// tail.
+// (guarded: a newer publication wins). A missing base usually means Redis
+// lost its data, and the tail of already-applied events went with it, so the
+// watermark is the later of the usual one (now − lateness) and the newest
+// bucket of an applied event: the base then holds every applied event, while
+// the tail of events not yet applied (newer buckets) stays visible — which is
+// also what keeps a like visible to its liker right after it.
 func (r *RedisCounts) Reseed(ctx context.Context, post int64, now time.Time) error {
-	w := counts.BucketOf(now, r.Config.Bucket) + 1
+	w := r.Config.Watermark(now)
+	if r.Applied != nil {
+		b, ok, err := r.Applied(ctx, post)
+		if err != nil {
+			return err
+		}
+		if ok && b > w {
+			w = b
+		}
+	}
 	bases, err := r.Bases(ctx, []int64{post}, w)
 	if err != nil {
 		return err

@@ -371,7 +371,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		Auth:    p.Auth,
 		Dedup:   p.Dedup,
 		Writer:  p.Coalescer,
-		Counts:  newMeteredCounts(&proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases}, cc, registerer(reg)),
+		Counts:  newMeteredCounts(&proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases, Applied: db.AppliedBucket}, cc, registerer(reg)),
 		Logger:  log,
 		Metrics: proxy.NewMetrics(reg),
 	}

@@ -182,6 +182,27 @@ func (db *DB) CountRow(ctx context.Context, post int64) (row CountRow, ok bool, 
 	return row, ok, db.wrapf(err, "read count row of post %d", post)
 }
 
+// AppliedBucket returns the newest counter bucket in which an applied event
+// changed the post's count (the largest like_effects bucket of the post), and
+// false when there is none (no effects, or all pruned). Re-seeding uses it so
+// that a base covers every applied event.
+func (db *DB) AppliedBucket(ctx context.Context, post int64) (bucket int64, ok bool, err error) {
+	q := `SELECT max(bucket) FROM like_effects WHERE post_id = $1`
+	var v *int64
+	if db.pg != nil {
+		err = db.pg.QueryRow(ctx, q, post).Scan(&v)
+	} else {
+		err = db.sq.QueryRowContext(ctx, `SELECT max(bucket) FROM like_effects WHERE post_id = ?`, post).Scan(&v)
+	}
+	if err != nil {
+		return 0, false, db.wrapf(err, "read applied bucket of post %d", post)
+	}
+	if v == nil {
+		return 0, false, nil
+	}
+	return *v, true, nil
+}
+
 // CountLikes counts the likes rows of post (a scan of the post's primary key
 // range; meant for tests and the benchmark's verdict, not the hot path).
 // Safe for concurrent use.
