@@ -50,9 +50,30 @@ type Pair struct{ Post, User int64 }
 // It is called with many pairs at once (one query). The store's HasLikes fits.
 type LookupFunc func(ctx context.Context, pairs []Pair) ([]bool, error)
 
+// LookupAnswer is what a [StatesLookupFunc] knows of a pair.
+type LookupAnswer struct {
+	Liked bool
+	// Shared: the answer comes from the like states every sidecar shares
+	// (package likestate), recorded after each acknowledgement, so it is at
+	// least as new as this sidecar's own decisions. Otherwise it comes from
+	// the database alone, which lags the log.
+	Shared bool
+}
+
+// StatesLookupFunc is a [LookupFunc] that says where each answer came from.
+type StatesLookupFunc func(ctx context.Context, pairs []Pair) ([]LookupAnswer, error)
+
 // Deps are the checker's collaborators.
 type Deps struct {
+	// Lookup (or LookupStates) is the authoritative lookup.
 	Lookup LookupFunc
+	// LookupStates, if set, replaces Lookup and implies SharedLookup. For a
+	// pair this sidecar decided recently, a shared answer wins (another
+	// sidecar may have changed the pair since), and a database-only answer
+	// loses to this sidecar's own decision (the database may not have it
+	// yet: when the shared states could not be written or read, Redis being
+	// slow, say). So one sidecar never accepts a user's like twice.
+	LookupStates StatesLookupFunc
 	// Local, if set, is the in-process filter: its "maybe" sends a like
 	// straight to the authoritative check.
 	Local *Local
@@ -80,7 +101,7 @@ type Checker struct {
 	perShard int
 	locks    [numShards]sync.Mutex
 	shards   [numShards]shard
-	lookups  *batcher[Pair, bool]
+	lookups  *batcher[Pair, LookupAnswer]
 }
 
 // New validates cfg and builds a Checker.
@@ -88,8 +109,26 @@ func New(cfg Config, deps Deps) (*Checker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Lookup == nil {
-		return nil, errors.New("dedupcache: Deps.Lookup is required")
+	if deps.Lookup == nil && deps.LookupStates == nil {
+		return nil, errors.New("dedupcache: Deps.Lookup or Deps.LookupStates is required")
+	}
+	if deps.LookupStates != nil {
+		deps.SharedLookup = true
+	} else {
+		// A plain lookup's answers are taken as they are (with SharedLookup,
+		// as shared ones).
+		plain := deps.Lookup
+		deps.LookupStates = func(ctx context.Context, pairs []Pair) ([]LookupAnswer, error) {
+			liked, err := plain(ctx, pairs)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]LookupAnswer, len(liked))
+			for i, l := range liked {
+				out[i] = LookupAnswer{Liked: l, Shared: true}
+			}
+			return out, nil
+		}
 	}
 	c := &Checker{cfg: cfg, deps: deps, now: deps.Now, perShard: max(cfg.RecentMax/numShards, 16)}
 	if c.now == nil {
@@ -98,13 +137,13 @@ func New(cfg Config, deps Deps) (*Checker, error) {
 	for i := range c.shards {
 		c.shards[i].m = make(map[pairKey]entry)
 	}
-	lookup := func(ctx context.Context, pairs []Pair) ([]bool, error) {
+	lookup := func(ctx context.Context, pairs []Pair) ([]LookupAnswer, error) {
 		ctx, cancel := context.WithTimeout(ctx, cfg.LookupTimeout)
 		defer cancel()
 		if m := c.deps.Metrics; m != nil {
 			m.DBLookups.Add(float64(len(pairs)))
 		}
-		return deps.Lookup(ctx, pairs)
+		return deps.LookupStates(ctx, pairs)
 	}
 	c.lookups = newBatcher(lookup, cfg.LookupBatch, cfg.RecentMax, 4)
 	return c, nil
@@ -192,9 +231,14 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 			return t, err
 		}
 	}
-	liked, err := c.lookups.do(ctx, Pair{k.post, k.user})
-	if err != nil && (local == stateLiked || local == stateUnliked) {
-		liked, err = local == stateLiked, nil
+	ans, err := c.lookups.do(ctx, Pair{k.post, k.user})
+	liked := ans.Liked
+	if local == stateLiked || local == stateUnliked {
+		// This sidecar's own decision stands unless the shared states say
+		// otherwise (see Deps.LookupStates).
+		if err != nil || !ans.Shared {
+			liked, err = local == stateLiked, nil
+		}
 	}
 	if err != nil {
 		c.Finish(Ticket{key: k, op: op}, false)

@@ -237,3 +237,41 @@ func BenchmarkBeginFinishRecentHit(b *testing.B) {
 		}
 	})
 }
+
+// TestOwnDecisionWinsOverADatabaseOnlyAnswer: with shared like states, a
+// pair this sidecar liked is not accepted again because the lagging
+// database (the shared states lost the write) says "not liked", but an
+// unlike recorded in the shared states by another sidecar is believed.
+func TestOwnDecisionWinsOverADatabaseOnlyAnswer(t *testing.T) {
+	var mu sync.Mutex
+	shared := map[Pair]bool{} // pair → liked, when the shared states know it
+	lookup := func(_ context.Context, ps []Pair) ([]LookupAnswer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make([]LookupAnswer, len(ps))
+		for i, p := range ps {
+			liked, ok := shared[p]
+			out[i] = LookupAnswer{Liked: liked, Shared: ok} // the database has nothing yet
+		}
+		return out, nil
+	}
+	c, err := New(DefaultConfig(), Deps{LookupStates: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tk, err := c.Begin(ctx, event.Like, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Finish(tk, true) // acknowledged; recording the shared state failed
+	if _, err := c.Begin(ctx, event.Like, 1, 2); !errors.Is(err, ErrAlreadyLiked) {
+		t.Fatalf("second like through the same sidecar: got %v, want ErrAlreadyLiked", err)
+	}
+	mu.Lock()
+	shared[Pair{1, 2}] = false // another sidecar's unlike, recorded
+	mu.Unlock()
+	if _, err := c.Begin(ctx, event.Like, 1, 2); err != nil {
+		t.Fatalf("like after another sidecar's unlike: got %v, want nil", err)
+	}
+}

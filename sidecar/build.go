@@ -156,8 +156,9 @@ func LikeStateConfig(v *config.Values) likestate.Config {
 // lookupLiked answers the authoritative check's questions: first from the
 // like states other sidecars shared through Redis (exact for recent pairs),
 // then from the database for the rest. A Redis failure sends every pair to
-// the database.
-func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pairs []dedupcache.Pair, warn *rateLimitedLogger) ([]bool, error) {
+// the database. Each answer says which of the two gave it: the checker
+// trusts its own recent decision over a database-only answer.
+func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pairs []dedupcache.Pair, warn *rateLimitedLogger) ([]dedupcache.LookupAnswer, error) {
 	qs := make([]likestate.Pair, len(pairs))
 	for i, q := range pairs {
 		qs[i] = likestate.Pair{Post: q.Post, User: q.User}
@@ -167,14 +168,15 @@ func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pai
 		warn.Warn("reading shared like states from redis failed; asking the database", zap.Error(err))
 		states = make([]likestate.State, len(pairs))
 	}
-	out := make([]bool, len(pairs))
+	out := make([]dedupcache.LookupAnswer, len(pairs))
 	var keys []store.Key
 	var idx []int
 	for i, st := range states {
 		switch st {
 		case likestate.Liked:
-			out[i] = true
+			out[i] = dedupcache.LookupAnswer{Liked: true, Shared: true}
 		case likestate.Unliked:
+			out[i] = dedupcache.LookupAnswer{Shared: true}
 		default:
 			keys = append(keys, store.Key{Post: pairs[i].Post, User: pairs[i].User})
 			idx = append(idx, i)
@@ -188,7 +190,7 @@ func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pai
 		return nil, err
 	}
 	for j, i := range idx {
-		out[i] = has[j]
+		out[i] = dedupcache.LookupAnswer{Liked: has[j]}
 	}
 	return out, nil
 }
@@ -327,11 +329,11 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		return nil, err
 	}
 	stateLimiter := newRateLimitedLogger(log, 5*time.Second)
-	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]bool, error) {
+	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]dedupcache.LookupAnswer, error) {
 		return lookupLiked(ctx, shared, db, pairs, stateLimiter)
 	}
 	dm := dedupcache.NewMetrics(reg)
-	dd := dedupcache.Deps{Lookup: lookup, SharedLookup: true, Metrics: dm}
+	dd := dedupcache.Deps{LookupStates: lookup, Metrics: dm}
 	if dd.Local, err = dedupcache.NewLocal(localFilter, dm); err != nil {
 		return nil, err
 	}
