@@ -2,9 +2,10 @@
 # scripts/bench-http.sh — the HTTP ceiling measurement of issue #2:
 # `likes serve` with GOMAXPROCS=1 pinned to CPU 0, wrk on CPU 1, distinct users,
 # one hot post; then a bare net/http handler the same way; prints the ratio.
-# Backing services (embedded Redis-protocol server, Kafka-protocol broker and a
-# SQLite file, from `likes dev`) run on CPU 1 beside wrk. Needs wrk (apt-get
-# install wrk) and taskset (util-linux).
+# Backing services run on CPU 1 beside wrk: a real redis-server, the machine's
+# PostgreSQL (a fresh database likes_bench_http), and the Kafka-protocol broker
+# embedded in `likes dev` (there is no Kafka here). Needs wrk (apt-get install
+# wrk), taskset (util-linux), redis-server and psql.
 #
 #   scripts/bench-http.sh [duration=10s] [connections=64]
 set -euo pipefail
@@ -22,12 +23,16 @@ N=${TOKENS:-600000}
 "$T/likes" token --user 1 --count "$N" --secret "$SECRET" --ttl 1h > "$T/tokens.txt"
 
 pick() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P_DEV=$(pick); P_K=$(pick); P_R=$(pick); P_S=$(pick); P_B=$(pick); P_A=$(pick)
-taskset -c 1 "$T/likes" dev --listen 127.0.0.1:$P_DEV --kafka-listen 127.0.0.1:$P_K --redis-listen 127.0.0.1:$P_R \
-	--data-dir "$T/data" --jwt-secret "$SECRET" --log-level warn > "$T/dev.log" 2>&1 &
+P_DEV=$(pick); P_K=$(pick); P_R=$(pick); P_S=$(pick); P_B=$(pick); P_A=$(pick); P_DR=$(pick)
+PG=${LIKES_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS likes_bench_http WITH (FORCE)" -c "CREATE DATABASE likes_bench_http"
+DB="$PG/likes_bench_http?sslmode=disable"
+taskset -c 1 redis-server --port "$P_R" --bind 127.0.0.1 --save "" --appendonly no --dir "$T" > "$T/redis.log" 2>&1 &
+taskset -c 1 "$T/likes" dev --listen 127.0.0.1:$P_DEV --kafka-listen 127.0.0.1:$P_K --redis-listen 127.0.0.1:$P_DR \
+	--db-url "$DB" --jwt-secret "$SECRET" --log-level warn > "$T/dev.log" 2>&1 &
 for i in $(seq 100); do curl -fs "http://127.0.0.1:$P_DEV/readyz" >/dev/null && break; sleep 0.2; done
 LIKES_AUTH_CACHE_SIZE=$N GOMAXPROCS=1 taskset -c 0 "$T/likes" serve --listen 127.0.0.1:$P_S --admin-listen 127.0.0.1:$P_A --redis-addrs 127.0.0.1:$P_R \
-	--kafka-brokers 127.0.0.1:$P_K --db-url "sqlite://$T/data/likes.db" --jwt-secret "$SECRET" --log-level warn > "$T/serve.log" 2>&1 &
+	--kafka-brokers 127.0.0.1:$P_K --db-url "$DB" --jwt-secret "$SECRET" --log-level warn > "$T/serve.log" 2>&1 &
 for i in $(seq 100); do curl -fs "http://127.0.0.1:$P_S/readyz" >/dev/null && break; sleep 0.2; done
 GOMAXPROCS=1 taskset -c 0 "$T/bare" -listen 127.0.0.1:$P_B &
 
