@@ -199,7 +199,7 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 				s.m[k] = entry{state: statePending}
 			}
 			mu.Unlock()
-			c.count("recent", e.state, op)
+			c.count(layerRecent, e.state, op)
 			switch {
 			case dup && op == event.Like:
 				return Ticket{}, ErrAlreadyLiked
@@ -251,7 +251,7 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 	if liked {
 		st = stateLiked
 	}
-	c.count("authoritative", st, op)
+	c.count(layerAuthoritative, st, op)
 	switch {
 	case op == event.Like && liked:
 		c.settle(k, stateLiked)
@@ -263,10 +263,10 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 	if op == event.Like {
 		// The like will be accepted. A filter that said maybe was wrong.
 		if fv.localMaybe {
-			c.countResult("local", "false_positive")
+			c.deps.Metrics.decision(layerLocal, resultFalsePositive)
 		}
 		if fv.sharedMaybe {
-			c.countResult("shared", "false_positive")
+			c.deps.Metrics.decision(layerShared, resultFalsePositive)
 		}
 		// The shared filter must hold every accepted like before it is
 		// acknowledged, or another sidecar's filter would answer "new" for
@@ -318,21 +318,21 @@ func (c *Checker) filters(ctx context.Context, k pairKey, op event.Op) (fv filte
 		a, ferr := shared.Test(ctx, k.post, k.user)
 		if ferr != nil || a != NotSeen {
 			if ferr == nil {
-				c.countResult("shared", "maybe")
+				c.deps.Metrics.decision(layerShared, resultMaybe)
 			}
 			return fv, t, false, nil
 		}
-		c.countResult("shared", "duplicate")
+		c.deps.Metrics.decision(layerShared, resultDuplicate)
 		c.settle(k, stateUnliked)
 		return fv, Ticket{}, true, ErrNotLiked
 	}
 	if l := c.deps.Local; l != nil {
 		if !l.TestAndAdd(k.post, k.user) {
-			c.countResult("local", "maybe")
+			c.deps.Metrics.decision(layerLocal, resultMaybe)
 			fv.localMaybe = true
 			return fv, t, false, nil
 		}
-		c.countResult("local", "new")
+		c.deps.Metrics.decision(layerLocal, resultNew)
 	}
 	if shared == nil {
 		return fv, t, false, nil
@@ -344,10 +344,10 @@ func (c *Checker) filters(ctx context.Context, k pairKey, op event.Op) (fv filte
 		// Degraded: ask the database; re-add the pair when Redis is back.
 		fv.sharedFailed = true
 	case a == NotSeen:
-		c.countResult("shared", "new")
+		c.deps.Metrics.decision(layerShared, resultNew)
 		return fv, Ticket{key: k, op: op}, true, nil
 	default:
-		c.countResult("shared", "maybe")
+		c.deps.Metrics.decision(layerShared, resultMaybe)
 		fv.sharedMaybe = a == MaybeSeen
 	}
 	return fv, t, false, nil
@@ -396,20 +396,10 @@ func (c *Checker) Len() int {
 	return n
 }
 
-func (c *Checker) countResult(layer, result string) {
-	if m := c.deps.Metrics; m != nil {
-		m.Decisions.WithLabelValues(layer, result).Inc()
-	}
-}
-
-func (c *Checker) count(layer string, st pairState, op event.Op) {
-	m := c.deps.Metrics
-	if m == nil {
-		return
-	}
-	result := "new"
+func (c *Checker) count(layer int, st pairState, op event.Op) {
+	result := resultNew
 	if (op == event.Like && st == stateLiked) || (op == event.Unlike && st == stateUnliked) {
-		result = "duplicate"
+		result = resultDuplicate
 	}
-	m.Decisions.WithLabelValues(layer, result).Inc()
+	c.deps.Metrics.decision(layer, result)
 }

@@ -44,6 +44,50 @@ type Metrics struct {
 	// LocalEvictions counts local filters dropped to stay within
 	// dedup.local_max_bytes.
 	LocalEvictions prometheus.Counter
+
+	// decisions caches Decisions' counters by layer and result: resolving
+	// label values costs more than the local filter itself.
+	decisions [len(layerNames)][len(resultNames)]prometheus.Counter
+}
+
+// Layers and results of likes_dedup_decisions_total.
+const (
+	layerRecent = iota
+	layerLocal
+	layerShared
+	layerAuthoritative
+)
+
+const (
+	resultNew = iota
+	resultMaybe
+	resultDuplicate
+	resultFalsePositive
+)
+
+var (
+	layerNames  = [...]string{"recent", "local", "shared", "authoritative"}
+	resultNames = [...]string{"new", "maybe", "duplicate", "false_positive"}
+	// decisionsSeen are the answers each layer can give.
+	decisionsSeen = map[int][]int{
+		layerRecent:        {resultNew, resultDuplicate},
+		layerLocal:         {resultNew, resultMaybe, resultFalsePositive},
+		layerShared:        {resultNew, resultMaybe, resultDuplicate, resultFalsePositive},
+		layerAuthoritative: {resultNew, resultDuplicate},
+	}
+)
+
+// decision counts one answer of a layer. Safe for concurrent use; nil m
+// counts nothing.
+func (m *Metrics) decision(layer, result int) {
+	if m == nil {
+		return
+	}
+	if c := m.decisions[layer][result]; c != nil {
+		c.Inc()
+		return
+	}
+	m.Decisions.WithLabelValues(layerNames[layer], resultNames[result]).Inc()
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -88,14 +132,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Every answer a layer can give starts at 0, so that dashboards and
 	// rate() see the series before the first such answer.
-	for layer, results := range map[string][]string{
-		"recent":        {"new", "duplicate"},
-		"local":         {"new", "maybe", "false_positive"},
-		"shared":        {"new", "maybe", "duplicate", "false_positive"},
-		"authoritative": {"new", "duplicate"},
-	} {
+	for layer, results := range decisionsSeen {
 		for _, r := range results {
-			m.Decisions.WithLabelValues(layer, r)
+			m.decisions[layer][r] = m.Decisions.WithLabelValues(layerNames[layer], resultNames[r])
 		}
 	}
 	for _, r := range []string{"trusted", "has_likes", "error"} {
