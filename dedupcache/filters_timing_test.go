@@ -61,6 +61,12 @@ func BenchmarkBloomTestOrAdd10M(b *testing.B) {
 
 // redisCallMicros returns the server's total time in EVALSHA and EVAL.
 func redisCallMicros(b *testing.B, rdb redis.UniversalClient) float64 {
+	return redisCommandMicros(b, rdb, "cmdstat_evalsha:", "cmdstat_eval:")
+}
+
+// redisCommandMicros returns the server's total time in the commands whose
+// INFO commandstats lines start with the prefixes.
+func redisCommandMicros(b *testing.B, rdb redis.UniversalClient, prefixes ...string) float64 {
 	b.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -68,7 +74,11 @@ func redisCallMicros(b *testing.B, rdb redis.UniversalClient) float64 {
 	}
 	total := 0.0
 	for line := range strings.SplitSeq(info, "\n") {
-		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+		match := false
+		for _, p := range prefixes {
+			match = match || strings.HasPrefix(line, p)
+		}
+		if !match {
 			continue
 		}
 		for f := range strings.SplitSeq(strings.TrimSpace(line[strings.Index(line, ":")+1:]), ",") {
@@ -141,6 +151,25 @@ func BenchmarkSharedRoundTrip(b *testing.B) {
 			b.ReportMetric(float64(fresh)/n*100, "%new")
 		})
 	}
+}
+
+// BenchmarkRedisBitfieldFloor is the least Redis can do for 1,000 pairs at
+// k=7: one BITFIELD setting 7,000 bits, no script. It puts the shared round
+// trip's redis-ns/pair in proportion on a machine of unknown speed.
+func BenchmarkRedisBitfieldFloor(b *testing.B) {
+	rdb := testenv.Redis(b).Client(b)
+	args := []any{"BITFIELD", "floor"}
+	for i := range 7000 {
+		args = append(args, "SET", "u1", (uint64(i)*2654435761)%(1<<21), 1)
+	}
+	b.ReportAllocs()
+	before := redisCommandMicros(b, rdb, "cmdstat_bitfield:")
+	for range b.N {
+		if err := rdb.Do(context.Background(), args...).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((redisCommandMicros(b, rdb, "cmdstat_bitfield:")-before)*1000/float64(b.N*1000), "redis-ns/pair")
 }
 
 // BenchmarkCheckerFreshLike is the whole duplicate check of a fresh like

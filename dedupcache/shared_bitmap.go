@@ -177,6 +177,10 @@ local CAP = {` + strings.Join(c, ",") + `}
 local NL = ` + strconv.Itoa(len(g.layers)) + `
 local GID = ` + strconv.Itoa(int(g.id)) + `
 local key = KEYS[1]
+-- Offsets go to Redis as strings: string.format('%d') is cheaper than the
+-- conversion redis.call applies to Lua numbers (about a quarter of the
+-- script's time).
+local fmt = string.format
 local hdr = redis.call('BITFIELD', key, 'GET', 'u8', '#0', 'GET', 'u8', '#1', 'GET', 'u16', '#1', 'GET', 'u32', '#1')
 local trusted, L, gid, n = hdr[1], hdr[2], hdr[3], hdr[4]
 if (L > 0 and gid ~= GID) or L > NL then return {2, ''} end
@@ -188,7 +192,7 @@ end
 local function inlayer(i, h1, h2)
   local o, m = OFF[i], M[i]
   for j = 0, K[i] - 1 do
-    if redis.call('GETBIT', key, o + (h1 + j * h2) % m) == 0 then return false end
+    if redis.call('GETBIT', key, fmt('%d', o + (h1 + j * h2) % m)) == 0 then return false end
   end
   return true
 end
@@ -227,7 +231,7 @@ while x < items do
       npend = npend + 1
       pend[npend] = y
       for j = 0, kk - 1 do
-        ops[nops + 1] = 'SET'; ops[nops + 2] = 'u1'; ops[nops + 3] = o + (h1 + j * h2) % m; ops[nops + 4] = 1
+        ops[nops + 1] = 'SET'; ops[nops + 2] = 'u1'; ops[nops + 3] = fmt('%d', o + (h1 + j * h2) % m); ops[nops + 4] = '1'
         nops = nops + 4
       end
     end
@@ -259,6 +263,10 @@ return {trusted, table.concat(out)}
 // (returns 0).
 var bitmapMarkScript = redis.NewScript(`
 local key = KEYS[1]
+-- Offsets go to Redis as strings: string.format('%d') is cheaper than the
+-- conversion redis.call applies to Lua numbers (about a quarter of the
+-- script's time).
+local fmt = string.format
 local hdr = redis.call('BITFIELD', key, 'GET', 'u8', '#1', 'GET', 'u16', '#1')
 local gid = tonumber(ARGV[1])
 if ARGV[3] ~= '1' then
