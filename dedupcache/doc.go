@@ -9,8 +9,10 @@
 //  1. The recent set ([Checker]): this sidecar's pending and recently decided
 //     (post, user) pairs, exact, bounded (dedup.recent_max) and expiring
 //     after dedup.recent_ttl. It serialises requests for one pair (below).
-//     With Deps.SharedLookup (package likestate), a pair it knows is checked
-//     again through the lookup, skipping the filters.
+//     With Deps.LookupStates (package likestate), a pair it knows is checked
+//     again through the lookup, skipping the filters: an answer from the
+//     shared like states wins, a database-only answer loses to this
+//     sidecar's own decision (the database lags the log).
 //  2. The local filter ([Local]): a bloom filter per post in the process.
 //     "Maybe" sends a like straight to the authoritative check (it is most
 //     likely a duplicate: no point asking Redis). "New" proves nothing —
