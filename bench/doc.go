@@ -52,9 +52,11 @@
 //
 // Per design: likes/s and reads/s answered; latency percentiles (HDR
 // histograms, 3 significant digits, per interval 2) for writes and reads;
-// status counts; Redis commands in total, per like and per second — from
-// INFO commandstats deltas on redis-server, from a counting RESP proxy in
-// front of miniredis (which keeps no statistics); log publishes and events
+// status counts; Redis commands in total, per like and per second, counted
+// two ways (redisstats.go): sent by the clients, by a counting RESP proxy in
+// front of miniredis or of a single redis-server, and executed by Redis,
+// from INFO commandstats deltas, which count the calls inside Lua scripts
+// too; log publishes and events
 // per publish (likes_coalescer_log_batch_events); database rows written
 // per second; staleness, ack → visible in the count, sampled a few times a
 // second; resident memory. Every figure counts all clients of the design

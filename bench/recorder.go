@@ -211,7 +211,7 @@ type Point struct {
 	WriteMax     float64 `json:"write_max_ms"`
 	ReadP50      float64 `json:"read_p50_ms"`
 	ReadP99      float64 `json:"read_p99_ms"`
-	RedisPerSec  float64 `json:"redis_cmds_per_sec"`
+	RedisPerSec  float64 `json:"redis_cmds_per_sec"` // sent when counted, else executed
 	RSSMiB       float64 `json:"rss_mib,omitempty"`
 }
 

@@ -15,15 +15,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis commands are counted two ways. A real redis-server keeps per-command
-// call counts (INFO commandstats); the benchmark reads them before and
-// after. The embedded stand-in (miniredis) keeps none, so the benchmark puts
-// a counting TCP proxy in front of it that parses the client side of the
-// RESP stream; both give the same numbers for the same traffic, including
-// the connection handshake commands (HELLO, CLIENT SETINFO) and pipelines
-// (each command counts, not each round trip). One difference remains: a
-// command that redis-server rejects before running it (CLIENT SETINFO on
-// Redis 7.0) is not in its statistics but is counted by the proxy.
+// Redis commands are counted two ways, which differ on purpose.
+//
+// Sent: a counting TCP proxy between the clients and Redis parses the
+// client side of the RESP stream and counts every command sent, pipelined
+// or not, the connection handshake (HELLO, CLIENT SETINFO) included. It
+// runs in front of the embedded stand-in (miniredis keeps no statistics)
+// and in front of a single real node; a cluster's clients follow
+// redirections to the real nodes, past any proxy, so there it is n/a.
+//
+// Executed: redis-server's INFO commandstats deltas. They also count every
+// redis.call made inside a Lua script (a script that tests 100 bits of a
+// filter is 1 command sent, 101 executed), and leave out commands the
+// server rejected before running them (CLIENT SETINFO on Redis 7.0).
 
 // commandCounter returns cumulative per-command call counts (lower case).
 type commandCounter interface {

@@ -42,13 +42,16 @@ type DesignResult struct {
 	ReadsPerSec float64    `json:"reads_per_sec"`
 	Writes      KindResult `json:"writes"`
 	Reads       KindResult `json:"reads"`
-	// Redis commands sent during the run (all clients: sidecar, consumer,
-	// reads); -1 when unknown.
-	RedisCommands  int64            `json:"redis_commands"`
-	RedisPerLike   float64          `json:"redis_commands_per_like"`
-	RedisPerSec    float64          `json:"redis_commands_per_sec"`
-	RedisByCommand map[string]int64 `json:"redis_by_command,omitempty"`
-	RedisNote      string           `json:"redis_note,omitempty"`
+	// UsesRedis is false for the designs that keep nothing in Redis.
+	UsesRedis bool `json:"uses_redis"`
+	// RedisSent are the commands all clients (sidecar, consumer, count
+	// reads) sent during the run, counted by a RESP proxy in front of Redis
+	// (embedded, or a single real node). RedisExecuted are the commands
+	// Redis executed (INFO commandstats deltas), which also counts each
+	// redis.call inside a Lua script: a script sent once that touches 100
+	// bits counts 101 there.
+	RedisSent     RedisFigures `json:"redis_sent"`
+	RedisExecuted RedisFigures `json:"redis_executed"`
 	// Log publishes (group-commit batches) and events in them.
 	LogPublishes     int64            `json:"log_publishes"`
 	LogEvents        int64            `json:"log_events"`
@@ -67,6 +70,19 @@ type DesignResult struct {
 	Verdict   Verdict `json:"verdict"`
 	Series    []Point `json:"series"`
 }
+
+// RedisFigures are the Redis commands of a run, counted one way.
+type RedisFigures struct {
+	// Commands is the total; -1 when it cannot be counted (Note says why).
+	Commands  int64            `json:"commands"`
+	PerLike   float64          `json:"per_like"` // per definitive write answer
+	PerSec    float64          `json:"per_sec"`
+	ByCommand map[string]int64 `json:"by_command,omitempty"`
+	Note      string           `json:"note,omitempty"`
+}
+
+// known reports whether the figures were counted.
+func (f RedisFigures) known() bool { return f.Commands >= 0 }
 
 // Failed reports whether any design's verdict failed or any design could
 // not run.
@@ -276,29 +292,9 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 // figures.
 func fillCounters(dr *DesignResult, before, after sample, elapsed time.Duration) {
 	likes := dr.Writes.Definitive
-	switch {
-	case after.redis != nil && before.redis != nil:
-		dr.RedisByCommand = map[string]int64{}
-		for k, v := range after.redis {
-			if k == "info" {
-				continue
-			}
-			if n := v - before.redis[k]; n > 0 {
-				dr.RedisByCommand[k] = n
-			}
-		}
-		dr.RedisCommands = sumCommands(after.redis) - sumCommands(before.redis)
-		dr.RedisPerSec = float64(dr.RedisCommands) / elapsed.Seconds()
-		if likes > 0 {
-			dr.RedisPerLike = float64(dr.RedisCommands) / float64(likes)
-		}
-	case after.redisErr != nil || before.redisErr != nil:
-		dr.RedisCommands = -1
-		dr.RedisNote = errors.Join(before.redisErr, after.redisErr).Error()
-	default:
-		dr.RedisCommands = 0 // the design does not use Redis
-		dr.RedisNote = "does not use Redis"
-	}
+	dr.UsesRedis = before.sent != nil || before.exec != nil || before.sentErr != nil || before.execErr != nil
+	dr.RedisSent = redisFigures(before.sent, after.sent, errors.Join(before.sentErr, after.sentErr), likes, elapsed)
+	dr.RedisExecuted = redisFigures(before.exec, after.exec, errors.Join(before.execErr, after.execErr), likes, elapsed)
 	dr.LogPublishes = int64(after.publishes - before.publishes)
 	dr.LogEvents = int64(after.events - before.events)
 	if dr.LogPublishes > 0 {
@@ -306,6 +302,31 @@ func fillCounters(dr *DesignResult, before, after sample, elapsed time.Duration)
 	}
 	dr.DBRows = int64(after.dbRows - before.dbRows)
 	dr.DBRowsPerSec = float64(dr.DBRows) / elapsed.Seconds()
+}
+
+func redisFigures(before, after map[string]int64, err error, likes int64, elapsed time.Duration) RedisFigures {
+	if before == nil || after == nil {
+		f := RedisFigures{Commands: -1}
+		if err != nil {
+			f.Note = err.Error()
+		}
+		return f
+	}
+	f := RedisFigures{ByCommand: map[string]int64{}}
+	for k, v := range after {
+		if k == "info" {
+			continue // the benchmark's own sampling
+		}
+		if n := v - before[k]; n > 0 {
+			f.ByCommand[k] = n
+		}
+	}
+	f.Commands = sumCommands(after) - sumCommands(before)
+	f.PerSec = float64(f.Commands) / elapsed.Seconds()
+	if likes > 0 {
+		f.PerLike = float64(f.Commands) / float64(likes)
+	}
+	return f
 }
 
 // verify polls the system until every touched post's count equals its
@@ -410,8 +431,10 @@ func (m *monitor) run(ctx context.Context) {
 				m.redisSec = append(m.redisSec, 0)
 				m.rss = append(m.rss, 0)
 			}
-			if s.redis != nil && m.last.redis != nil {
-				m.redisSec[i] = float64(sumCommands(s.redis)-sumCommands(m.last.redis)) / now.Sub(m.lastAt).Seconds()
+			if s.sent != nil && m.last.sent != nil {
+				m.redisSec[i] = float64(sumCommands(s.sent)-sumCommands(m.last.sent)) / now.Sub(m.lastAt).Seconds()
+			} else if s.exec != nil && m.last.exec != nil {
+				m.redisSec[i] = float64(sumCommands(s.exec)-sumCommands(m.last.exec)) / now.Sub(m.lastAt).Seconds()
 			}
 			m.rss[i] = float64(s.rss) / (1 << 20)
 		}

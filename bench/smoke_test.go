@@ -95,8 +95,8 @@ func checkLikesDesign(t *testing.T, d DesignResult) {
 	if d.LogPublishes <= 0 || d.LogEvents < d.Writes.Status["200"] || d.EventsPerPublish < 1 {
 		t.Errorf("likes: log: got %d publishes of %d events, want at least the %d acknowledged", d.LogPublishes, d.LogEvents, d.Writes.Status["200"])
 	}
-	if d.RedisCommands <= 0 || d.RedisByCommand["incrby"] <= 0 {
-		t.Errorf("likes: Redis: got %d commands %v, want counted INCRBYs", d.RedisCommands, d.RedisByCommand)
+	if s := d.RedisSent; !d.UsesRedis || s.Commands <= 0 || s.ByCommand["incrby"] <= 0 || s.PerLike <= 0 {
+		t.Errorf("likes: Redis commands sent: got %+v, want counted INCRBYs", s)
 	}
 	if d.DBRows <= 0 {
 		t.Errorf("likes: got %d database rows written, want some", d.DBRows)
@@ -114,6 +114,9 @@ func TestEveryScenarioRunsEmbedded(t *testing.T) {
 			d := res.Designs[0]
 			checkMeasured(t, d, sc != Celebrity)
 			checkLikesDesign(t, d)
+			if d.RedisExecuted.known() || !strings.Contains(d.RedisExecuted.Note, "miniredis") {
+				t.Errorf("got executed %+v, want unknown on miniredis, with a note", d.RedisExecuted)
+			}
 			switch sc {
 			case Churn:
 				if d.Staleness != nil {
@@ -147,12 +150,13 @@ func checkCompare(t *testing.T, res *Results) {
 	}
 	nr := res.Designs[1]
 	// Per like: one SADD, and one INCR when the like is new.
-	if perLike := float64(nr.RedisByCommand["sadd"]+nr.RedisByCommand["incr"]) / float64(nr.Writes.Definitive); nr.Design != DesignNaiveRedis ||
-		nr.RedisByCommand["sadd"] != nr.Writes.Definitive || nr.RedisByCommand["incr"] != nr.Writes.Status["200"] || perLike < 1.5 || perLike > 2 {
-		t.Errorf("naive-redis: got %v for %d likes (%d new), want a SADD per like and an INCR per new one", nr.RedisByCommand, nr.Writes.Definitive, nr.Writes.Status["200"])
+	cmds := nr.RedisSent.ByCommand
+	if perLike := float64(cmds["sadd"]+cmds["incr"]) / float64(nr.Writes.Definitive); nr.Design != DesignNaiveRedis ||
+		cmds["sadd"] != nr.Writes.Definitive || cmds["incr"] != nr.Writes.Status["200"] || perLike < 1.5 || perLike > 2 {
+		t.Errorf("naive-redis: got %v for %d likes (%d new), want a SADD per like and an INCR per new one", cmds, nr.Writes.Definitive, nr.Writes.Status["200"])
 	}
-	if nd := res.Designs[0]; nd.RedisCommands != 0 || nd.DBRows == 0 {
-		t.Errorf("naive-db: got %d Redis commands and %d rows, want none and some", nd.RedisCommands, nd.DBRows)
+	if nd := res.Designs[0]; nd.UsesRedis || nd.DBRows == 0 {
+		t.Errorf("naive-db: got uses Redis %v and %d rows, want no Redis and some rows", nd.UsesRedis, nd.DBRows)
 	}
 	checkLikesDesign(t, res.Designs[2])
 	var b bytes.Buffer
@@ -178,6 +182,19 @@ func TestCompareRunsOnRealServers(t *testing.T) {
 		t.Errorf("got mode %s and notes %q, want real and the servers named", res.Mode, res.Notes)
 	}
 	checkCompare(t, res)
+	// On redis-server both counts exist; no script runs in naive-redis, so
+	// what it executed is what was sent.
+	for _, d := range res.Designs[1:] {
+		if !d.RedisExecuted.known() || d.RedisExecuted.Commands < d.RedisSent.ByCommand["incrby"] {
+			t.Errorf("%s: got executed %+v, want INFO commandstats figures", d.Design, d.RedisExecuted)
+		}
+	}
+	nr := res.Designs[1]
+	for _, c := range []string{"sadd", "incr", "get"} {
+		if nr.RedisExecuted.ByCommand[c] != nr.RedisSent.ByCommand[c] {
+			t.Errorf("naive-redis %s: executed %d, sent %d, want equal", c, nr.RedisExecuted.ByCommand[c], nr.RedisSent.ByCommand[c])
+		}
+	}
 }
 
 // A target whose count is wrong must fail the run loudly: bare-http
@@ -220,7 +237,7 @@ func TestTargetDrivesARunningSidecar(t *testing.T) {
 	res := runSmoke(t, cfg, smokeEnv(t, &progress))
 	d := res.Designs[0]
 	checkMeasured(t, d, false)
-	if res.Mode != "target" || d.LogPublishes <= 0 || d.RedisCommands != -1 {
-		t.Errorf("got mode %s, %d log publishes from /metrics, %d Redis commands; want target, some, and -1 (unknown: no --redis-addrs)", res.Mode, d.LogPublishes, d.RedisCommands)
+	if res.Mode != "target" || d.LogPublishes <= 0 || d.RedisSent.known() || d.RedisExecuted.known() || d.RedisExecuted.Note == "" {
+		t.Errorf("got mode %s, %d log publishes from /metrics, Redis %+v %+v; want target, some, and unknown Redis figures with a note", res.Mode, d.LogPublishes, d.RedisSent, d.RedisExecuted)
 	}
 }

@@ -32,15 +32,17 @@ const logPartitions = 4
 // real Redis and database of the Config, with an embedded kfake broker
 // either way (there is no Kafka on the benchmark machine).
 type likesSystem struct {
-	env     *environment
-	addr    string
-	parts   *sidecar.Parts
-	cons    *consumer.Consumer
-	db      *store.DB             // the consumer's, also read for the verdict
-	rdb     redis.UniversalClient // the consumer's
-	counter commandCounter
-	reg     *prometheus.Registry // sidecar's
-	consReg *prometheus.Registry
+	env         *environment
+	addr        string
+	parts       *sidecar.Parts
+	cons        *consumer.Consumer
+	db          *store.DB             // the consumer's, also read for the verdict
+	rdb         redis.UniversalClient // the consumer's
+	sentCounter commandCounter        // the counting proxy; nil: none (cluster, target)
+	execCounter commandCounter        // INFO commandstats; nil: miniredis has none
+	direct      redis.UniversalClient
+	reg         *prometheus.Registry // sidecar's
+	consReg     *prometheus.Registry
 
 	stack *devstack.Stack // embedded
 	kf    *kfake.Cluster  // real: the broker is still embedded
@@ -72,6 +74,17 @@ func startLikes(ctx context.Context, e *environment, run string) (_ system, err 
 			return nil, fmt.Errorf("embedded kafka broker: %w", err)
 		}
 		brokers, redisAddrs, dbURL = s.kf.ListenAddrs(), e.cfg.RedisAddrs, e.cfg.DBURL
+		s.direct = newRedisClient(e.cfg.RedisAddrs)
+		s.execCounter = infoCounter{rdb: s.direct}
+		if len(redisAddrs) == 1 {
+			// A single node: count what is sent through a proxy as well
+			// (a cluster's clients follow redirections to the real nodes).
+			if s.proxy, err = startRedisProxy(redisAddrs[0]); err != nil {
+				return nil, err
+			}
+			redisAddrs = []string{s.proxy.addr()}
+			s.sentCounter = s.proxy
+		}
 	} else {
 		dir, err := e.dataDir("likes-" + run)
 		if err != nil {
@@ -84,6 +97,7 @@ func startLikes(ctx context.Context, e *environment, run string) (_ system, err 
 			return nil, err
 		}
 		brokers, redisAddrs, dbURL = s.stack.KafkaAddrs, []string{s.proxy.addr()}, s.stack.DBURL
+		s.sentCounter = s.proxy
 	}
 
 	v := e.env.Sidecar
@@ -153,11 +167,6 @@ func startLikes(ctx context.Context, e *environment, run string) (_ system, err 
 	s.stopCons, s.consDone = stopCons, make(chan error, 1)
 	go func() { s.consDone <- s.cons.Run(consCtx) }()
 
-	if e.real {
-		s.counter = e.redisCounter(s.rdb)
-	} else {
-		s.counter = s.proxy
-	}
 	if err := waitReady(ctx, "http://"+s.addr+"/readyz", 30*time.Second); err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
@@ -247,11 +256,11 @@ func (s *likesSystem) sample(ctx context.Context) sample {
 	var out sample
 	if s.scraper != nil {
 		out = s.scraper.sample(ctx) // log figures and RSS from the child's /metrics
-		out.redisErr = nil
 	} else {
 		out.rss = selfRSS()
 	}
-	out.redis, out.redisErr = s.counter.commands(ctx)
+	out.sent, out.sentErr = countWith(ctx, s.sentCounter, errNoProxy)
+	out.exec, out.execErr = countWith(ctx, s.execCounter, errNoCommandStats)
 	registrySample(&out, s.reg, s.consReg)
 	return out
 }
@@ -323,6 +332,9 @@ func (s *likesSystem) close() error {
 	}
 	if s.rdb != nil {
 		s.rdb.Close()
+	}
+	if s.direct != nil {
+		s.direct.Close()
 	}
 	if s.proxy != nil {
 		s.proxy.close()

@@ -125,22 +125,24 @@ func (n *naiveAPI) read(w http.ResponseWriter, r *http.Request) {
 
 // naiveSystem runs a naiveAPI on loopback.
 type naiveSystem struct {
-	api      *naiveAPI
-	addr     string
-	stop     func()
-	counter  commandCounter // nil: the design does not use Redis
-	truthFn  func(ctx context.Context, post int64) (int64, error)
-	name     string
-	note     string
-	cleanups []func()
+	api         *naiveAPI
+	addr        string
+	stop        func()
+	sentCounter commandCounter // nil with execCounter nil: the design does not use Redis
+	execCounter commandCounter
+	truthFn     func(ctx context.Context, post int64) (int64, error)
+	name        string
+	note        string
+	cleanups    []func()
 }
 
 func (s *naiveSystem) addrs() []string { return []string{s.addr} }
 
 func (s *naiveSystem) sample(ctx context.Context) sample {
 	out := sample{rss: selfRSS(), dbRows: float64(s.api.written.Load())}
-	if s.counter != nil {
-		out.redis, out.redisErr = s.counter.commands(ctx)
+	if s.sentCounter != nil || s.execCounter != nil {
+		out.sent, out.sentErr = countWith(ctx, s.sentCounter, errNoProxy)
+		out.exec, out.execErr = countWith(ctx, s.execCounter, errNoCommandStats)
 	}
 	return out
 }
@@ -333,6 +335,18 @@ func startNaiveRedis(ctx context.Context, e *environment, run string, posts []in
 	if e.real {
 		addrs = e.cfg.RedisAddrs
 		s.note = fmt.Sprintf("naive-redis: SADD + INCR on one key per like, GET per read, on redis-server at %v", addrs)
+		direct := newRedisClient(addrs)
+		s.cleanups = append(s.cleanups, func() { direct.Close() })
+		s.execCounter = infoCounter{rdb: direct}
+		if len(addrs) == 1 {
+			proxy, err := startRedisProxy(addrs[0])
+			if err != nil {
+				return nil, err
+			}
+			s.cleanups = append(s.cleanups, proxy.close)
+			s.sentCounter = proxy
+			addrs = []string{proxy.addr()}
+		}
 	} else {
 		stack, err := devstack.Start(devstack.Options{Topic: "unused"})
 		if err != nil {
@@ -344,14 +358,13 @@ func startNaiveRedis(ctx context.Context, e *environment, run string, posts []in
 			return nil, err
 		}
 		s.cleanups = append(s.cleanups, proxy.close)
-		s.counter = proxy
+		s.sentCounter = proxy
 		addrs = []string{proxy.addr()}
 		s.note = "naive-redis: SADD + INCR on one key per like, GET per read, on EMBEDDED miniredis (stand-in: pass --redis-addrs for redis-server)"
 	}
 	rdb := newRedisClient(addrs)
 	s.cleanups = append(s.cleanups, func() { rdb.Close() })
 	if e.real {
-		s.counter = e.redisCounter(rdb)
 		s.cleanups = append(s.cleanups, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

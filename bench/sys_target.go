@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/likes-sidecar/likes/store"
 )
-
-var errNoRedisStats = errors.New("n/a: give --redis-addrs to count Redis commands")
 
 // targetSystem drives sidecars that are already running (--target). What
 // it can report depends on what it is given: log and memory figures come
@@ -62,11 +59,8 @@ func (s *targetSystem) addrs() []string { return s.hosts }
 
 func (s *targetSystem) sample(ctx context.Context) sample {
 	var out sample
-	if s.counter != nil {
-		out.redis, out.redisErr = s.counter.commands(ctx)
-	} else {
-		out.redisErr = errNoRedisStats
-	}
+	out.sentErr = errNoProxy
+	out.exec, out.execErr = countWith(ctx, s.counter, errNoRedisStats)
 	for _, u := range s.metrics {
 		m, err := s.scrape(ctx, u)
 		if err != nil {

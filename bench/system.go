@@ -52,14 +52,18 @@ type Env struct {
 // sample is a system's cumulative counters at one moment. A negative value
 // means the system cannot tell.
 type sample struct {
-	redis     map[string]int64 // commands by name; nil: unknown
-	redisErr  error
-	publishes float64 // log publishes (group-commit batches)
-	events    float64 // events in them
-	dbRows    float64 // rows written to the database (events applied, inserts)
-	rss       int64   // bytes; 0 unknown
-	cpu       float64 // CPU seconds of the system's own process (child, target); 0 unknown
-	selfCPU   float64 // CPU seconds of this process
+	// sent are the commands clients sent, by name, counted by the RESP
+	// proxy in front of Redis; exec are the commands Redis executed (INFO
+	// commandstats), which also counts every redis.call inside a Lua
+	// script. nil: unknown (the error says why, or the design has no Redis).
+	sent, exec       map[string]int64
+	sentErr, execErr error
+	publishes        float64 // log publishes (group-commit batches)
+	events           float64 // events in them
+	dbRows           float64 // rows written to the database (events applied, inserts)
+	rss              int64   // bytes; 0 unknown
+	cpu              float64 // CPU seconds of the system's own process (child, target); 0 unknown
+	selfCPU          float64 // CPU seconds of this process
 }
 
 // system is one design, running, behind an HTTP front.
@@ -136,11 +140,6 @@ func (e *environment) dataDir(name string) (string, error) {
 	return d, nil
 }
 
-// redisCounter returns the command counter of real Redis at addrs.
-func (e *environment) redisCounter(rdb redis.UniversalClient) commandCounter {
-	return infoCounter{rdb: rdb}
-}
-
 // start starts design d.
 func (e *environment) start(ctx context.Context, d Design, run string, posts []int64) (system, error) {
 	switch {
@@ -169,3 +168,17 @@ func registrySample(s *sample, regs ...prometheus.Gatherer) {
 }
 
 var errNoTruth = errors.New("this design keeps no record to check")
+
+var (
+	errNoProxy        = errors.New("n/a: commands sent are counted on a single Redis node only (a cluster's clients follow redirections past any proxy)")
+	errNoCommandStats = errors.New("n/a: the embedded Redis stand-in (miniredis) keeps no INFO commandstats")
+	errNoRedisStats   = errors.New("n/a: give --redis-addrs to count Redis commands")
+)
+
+// countWith reads c, or returns errNone when there is no c.
+func countWith(ctx context.Context, c commandCounter, errNone error) (map[string]int64, error) {
+	if c == nil {
+		return nil, errNone
+	}
+	return c.commands(ctx)
+}
