@@ -52,6 +52,16 @@
 // Redis keeps a publication only if its version is newer, or equal with a
 // watermark at least as new. So an older snapshot never overwrites a newer one.
 //
+// # Re-seeding
+//
+// A sidecar that finds no base (Redis lost its data, or the key expired)
+// publishes one from the database with W = max(now − lateness, newest bucket
+// of an applied effect): the tail of applied events may have been lost with
+// the data, so the base must cover every applied event, while the tail of
+// events not yet applied (newer buckets) stays visible. Without the second
+// term a base re-seeded right after a wipe would stay short of the applied
+// events whose buckets were above W, with nobody left to republish them.
+//
 // # Concurrency
 //
 // All functions are safe for concurrent use; state lives in Redis.
