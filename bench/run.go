@@ -425,7 +425,10 @@ func (m *monitor) run(ctx context.Context) {
 		s := m.sys.sample(ctx)
 		now := time.Now()
 		m.mu.Lock()
-		i := int(now.Sub(m.rec.start) / m.cfg.Interval)
+		// The slot of the middle of the sampled span, so that ticker jitter
+		// does not put two samples in one slot and none in the next.
+		mid := m.lastAt.Add(now.Sub(m.lastAt) / 2)
+		i := int(mid.Sub(m.rec.start) / m.cfg.Interval)
 		if i >= 0 && i < maxSeriesSlots {
 			for len(m.redisSec) <= i {
 				m.redisSec = append(m.redisSec, 0)
