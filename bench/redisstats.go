@@ -155,9 +155,22 @@ func (c *respCounter) fail() { c.st, c.broken = rsBroken, true }
 
 func (c *respCounter) emit() {
 	if c.onCmd != nil {
-		c.onCmd(bytes.ToLower(c.name))
+		c.onCmd(asciiLower(c.name))
 	}
 	c.name = c.name[:0]
+}
+
+// asciiLower lower-cases ASCII letters only, so a name keeps its length
+// (bytes.ToLower turns invalid UTF-8 into 3-byte U+FFFD, found by fuzzing).
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // feed consumes p.
