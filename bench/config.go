@@ -41,8 +41,9 @@ const (
 	DesignBareHTTP Design = "bare-http"
 )
 
-// CompareDesigns are the designs --compare runs, in order.
-var CompareDesigns = []Design{DesignNaiveDB, DesignNaiveRedis, DesignLikes}
+// CompareDesigns returns the designs --compare runs, in order (a new slice
+// each call).
+func CompareDesigns() []Design { return []Design{DesignNaiveDB, DesignNaiveRedis, DesignLikes} }
 
 // ErrBadConfig is wrapped by every [Config.Validate] error.
 var ErrBadConfig = errors.New("bench: bad configuration")
@@ -52,7 +53,8 @@ var ErrBadConfig = errors.New("bench: bad configuration")
 var ErrVerdict = errors.New("bench: correctness verdict failed")
 
 // Config describes one benchmark invocation. Start from [DefaultConfig].
-// Only the CLI layer reads flags; this is the typed result.
+// Only the CLI layer reads flags; this is the typed result. A Config is a
+// value: Run copies it, and Validate only reads it.
 type Config struct {
 	// Scenario is the traffic shape.
 	Scenario Scenario

@@ -15,6 +15,8 @@ import (
 )
 
 // Results are everything one invocation measured, as --json prints them.
+// Run returns them complete; after that their methods only read them and
+// are safe for concurrent use, as long as nobody modifies the Results.
 type Results struct {
 	StartedAt   time.Time      `json:"started_at"`
 	Scenario    Scenario       `json:"scenario"`
@@ -29,7 +31,9 @@ type Results struct {
 	Designs     []DesignResult `json:"designs"`
 }
 
-// DesignResult is what one design did under the load.
+// DesignResult is what one design did under the load: plain data, like the
+// other result types (KindResult, Percentiles, Point, RedisFigures,
+// StalenessResult, Verdict, PostCheck, Row), safe to read concurrently.
 type DesignResult struct {
 	Design Design `json:"design"`
 	// Error is set when the design could not be started or measured.

@@ -175,7 +175,7 @@ func TestConfigValidate(t *testing.T) {
 		"redis without a database":          func(c *Config) { c.RedisAddrs = []string{"127.0.0.1:1"} },
 		"an unknown design":                 func(c *Config) { c.Designs = []Design{"mongo"} },
 		"a design twice":                    func(c *Config) { c.Designs = []Design{DesignLikes, DesignLikes} },
-		"targets with the naive designs":    func(c *Config) { c.Targets = []string{"http://a:1"}; c.Designs = CompareDesigns },
+		"targets with the naive designs":    func(c *Config) { c.Targets = []string{"http://a:1"}; c.Designs = CompareDesigns() },
 		"a target that is not a base URL":   func(c *Config) { c.Targets = []string{"a:8080"} },
 		"a target with a path":              func(c *Config) { c.Targets = []string{"http://a:8080/api"} },
 		"more users than tokens can be had": func(c *Config) { c.Rate = 10_000_000; c.Duration = 24 * time.Hour },

@@ -167,13 +167,13 @@ func checkCompare(t *testing.T, res *Results) {
 
 func TestCompareRunsEmbedded(t *testing.T) {
 	var progress bytes.Buffer
-	res := runSmoke(t, smokeConfig(Celebrity, CompareDesigns...), smokeEnv(t, &progress))
+	res := runSmoke(t, smokeConfig(Celebrity, CompareDesigns()...), smokeEnv(t, &progress))
 	checkCompare(t, res)
 }
 
 func TestCompareRunsOnRealServers(t *testing.T) {
 	srv := testenv.Redis(t)
-	cfg := smokeConfig(Steady, CompareDesigns...)
+	cfg := smokeConfig(Steady, CompareDesigns()...)
 	cfg.RedisAddrs = []string{srv.Addr}
 	cfg.DBURL = testenv.Postgres(t)
 	var progress bytes.Buffer

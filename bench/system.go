@@ -21,7 +21,8 @@ import (
 
 // Env is what [Run] needs from its caller besides the [Config]: the
 // configuration the real sidecar and consumer are built from (the likes
-// design), and where logs and progress go.
+// design), and where logs and progress go. Run reads it (and sets the
+// keys it owns in Sidecar); do not share one Env between concurrent Runs.
 type Env struct {
 	// Sidecar is the loaded configuration (config.Load). The benchmark
 	// overrides the keys it owns: redis.addrs, redis.cluster, kafka.brokers,

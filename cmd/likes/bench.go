@@ -51,7 +51,7 @@ if not, it exits non-zero.
 			case compare && cmd.Flags().Changed("designs"):
 				return errors.New("--compare and --designs: give one of them")
 			case compare:
-				cfg.Designs = bench.CompareDesigns
+				cfg.Designs = bench.CompareDesigns()
 			default:
 				if cfg.Designs, err = bench.ParseDesigns(designs); err != nil {
 					return err
