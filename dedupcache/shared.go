@@ -12,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/likes-sidecar/likes/ratelog"
 )
 
 // SharedConfig lays out the shared filter in Redis.
@@ -129,7 +131,7 @@ type Shared struct {
 	// downUntil (unix nanos) is set when a round trip failed entirely:
 	// checks fail fast until then.
 	downUntil atomic.Int64
-	warn      *logLimiter
+	warn      *ratelog.Logger
 	ttlMS     string
 	bfCap     string
 	bfError   string
@@ -180,7 +182,7 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 	}
 	s := &Shared{
 		cfg: cfg, deps: deps, rdb: rdb, geo: geo, script: bitmapScript(geo),
-		warn:     newLogLimiter(deps.Logger, 10*time.Second),
+		warn:     ratelog.New(deps.Logger, 10*time.Second),
 		ttlMS:    strconv.FormatInt(cfg.TTL.Milliseconds(), 10),
 		bfCap:    strconv.Itoa(cfg.perShard()),
 		bfError:  strconv.FormatFloat(cfg.FPRate, 'g', -1, 64),

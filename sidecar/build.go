@@ -22,6 +22,7 @@ import (
 	"github.com/likes-sidecar/likes/eventlog"
 	"github.com/likes-sidecar/likes/likestate"
 	"github.com/likes-sidecar/likes/proxy"
+	"github.com/likes-sidecar/likes/ratelog"
 	"github.com/likes-sidecar/likes/store"
 )
 
@@ -158,7 +159,7 @@ func LikeStateConfig(v *config.Values) likestate.Config {
 // then from the database for the rest. A Redis failure sends every pair to
 // the database. Each answer says which of the two gave it: the checker
 // trusts its own recent decision over a database-only answer.
-func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pairs []dedupcache.Pair, warn *rateLimitedLogger) ([]dedupcache.LookupAnswer, error) {
+func lookupLiked(ctx context.Context, shared *likestate.Store, db *store.DB, pairs []dedupcache.Pair, warn *ratelog.Logger) ([]dedupcache.LookupAnswer, error) {
 	qs := make([]likestate.Pair, len(pairs))
 	for i, q := range pairs {
 		qs[i] = likestate.Pair{Post: q.Post, User: q.User}
@@ -328,7 +329,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if err != nil {
 		return nil, err
 	}
-	stateLimiter := newRateLimitedLogger(log, 5*time.Second)
+	stateLimiter := ratelog.New(log, 5*time.Second)
 	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]dedupcache.LookupAnswer, error) {
 		return lookupLiked(ctx, shared, db, pairs, stateLimiter)
 	}
@@ -350,7 +351,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	}
 	co := CoalescerConfig(v)
 	rdb := p.Redis
-	tailLimiter := newRateLimitedLogger(log, 5*time.Second)
+	tailLimiter := ratelog.New(log, 5*time.Second)
 	if p.Coalescer, err = coalescer.New(co, coalescer.Deps{
 		Publish: p.Log.Publish,
 		Tail: func(ctx context.Context, ds []counts.Delta) ([]counts.Delta, error) {
