@@ -3,13 +3,15 @@
 //
 // # Keys
 //
-//	likes:t:<post>:<bucket>:<shard>   tail counter (INCRBY by sidecars), TTL Config.TailTTL
-//	likes:b:<post>                    base: "<version> <watermark> <count>", TTL Config.BaseTTL
-//	likes:epoch                       sentinel; its absence means Redis lost its data
+//	likes:t:{<post>:<shard>}:<bucket>   tail counter (INCRBY by sidecars), TTL Config.TailTTL
+//	likes:b:<post>                      base: "<version> <watermark> <count>", TTL Config.BaseTTL
+//	likes:epoch                         sentinel; its absence means Redis lost its data
 //
-// No key contains a hash tag ("{...}"), so a post's K shard keys of a bucket
-// hash to different Redis Cluster slots and no single key receives more than
-// about 1/K of a hot post's counter writes.
+// A tail key's hash tag is (post, shard): a post's K shards hash to different
+// Redis Cluster slots, so no slot receives more than about 1/K of a hot post's
+// counter writes, while the buckets of one shard share a slot, so a read
+// fetches each shard's recent buckets with one MGET (K+1 commands per read,
+// not K×buckets+1).
 //
 // # The count
 //

@@ -164,24 +164,27 @@ func (s Snapshot) Count() int64 {
 	return 0
 }
 
-// Read fetches a post's base and tail keys in one pipelined round trip of
-// GETs (MGET would not be cluster-safe across slots). The tail covers buckets
+// Read fetches a post's base and tail keys in one pipelined round trip: a
+// GET of the base and one MGET per shard of its recent buckets (a shard's
+// buckets share a cluster slot; see [AppendTailKey]). The tail covers buckets
 // (max(W, now−TailSpan), now+1]; the extra bucket absorbs small clock skew
 // between sidecars. Safe for concurrent use.
 func Read(ctx context.Context, rdb redis.UniversalClient, cfg Config, post int64, now time.Time) (Snapshot, error) {
 	nowB := BucketOf(now, cfg.Bucket)
 	first := nowB - int64(cfg.TailSpan) + 1
 	last := nowB + 1
+	span := int(last - first + 1)
 	pipe := rdb.Pipeline()
 	baseCmd := pipe.Get(ctx, BaseKey(post))
-	n := int(last-first+1) * cfg.Shards
-	tail := make([]*redis.StringCmd, 0, n)
+	shards := make([]*redis.SliceCmd, cfg.Shards)
+	keys := make([]string, span)
 	key := make([]byte, 0, 48)
-	for b := first; b <= last; b++ {
-		for s := 0; s < cfg.Shards; s++ {
-			key = AppendTailKey(key[:0], post, b, s)
-			tail = append(tail, pipe.Get(ctx, string(key)))
+	for s := range shards {
+		for i := range keys {
+			key = AppendTailKey(key[:0], post, first+int64(i), s)
+			keys[i] = string(key)
 		}
+		shards[s] = pipe.MGet(ctx, keys...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("read count of post %d: %w", post, err)
@@ -194,16 +197,22 @@ func Read(ctx context.Context, rdb redis.UniversalClient, cfg Config, post int64
 		}
 		snap.Base, snap.HasBase = b, true
 	}
-	for i, c := range tail {
-		bucket := first + int64(i/cfg.Shards)
-		if snap.HasBase && bucket <= snap.Base.Watermark {
-			continue
+	for _, c := range shards {
+		for i, v := range c.Val() {
+			bucket := first + int64(i)
+			if snap.HasBase && bucket <= snap.Base.Watermark {
+				continue
+			}
+			str, ok := v.(string)
+			if !ok {
+				continue // missing key (nil)
+			}
+			n, err := strconv.ParseInt(str, 10, 64)
+			if err != nil {
+				continue // a foreign value contributes nothing
+			}
+			snap.Tail += n
 		}
-		v, err := c.Int64()
-		if err != nil {
-			continue // missing key (redis.Nil) or a foreign value: contributes nothing
-		}
-		snap.Tail += v
 	}
 	return snap, nil
 }

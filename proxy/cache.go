@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // countCache holds per-post count entries. Each entry has its own lock, so
@@ -74,9 +76,12 @@ func (s *cacheShard) evict(now time.Time) {
 	}
 }
 
-// Count returns the post's count: the cached Redis value (refreshed at most
-// once per read.cache_ttl, one refresh in flight per post) plus this
-// sidecar's acknowledged deltas not yet in that value. Safe for concurrent use.
+// Count returns the post's count: the cached Redis value plus this sidecar's
+// acknowledged deltas not yet in that value. A cached value is fresh for
+// read.cache_ttl; for one more read.cache_ttl after that it is still served
+// while one background refresh per post reads Redis (stale-while-revalidate),
+// so only a post's first read, or one idle for twice the TTL, waits for
+// Redis. Safe for concurrent use.
 func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 	now := a.now()
 	e := a.cache.entry(post, now)
@@ -87,12 +92,20 @@ func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 			e.mu.Unlock()
 			return a.withLocal(post, v, f), nil
 		}
-		if e.loading != nil {
-			if e.valid { // serve the stale value while another reader refreshes
-				v, f := e.value, e.flushed
+		if e.valid && (e.loading != nil || now.Before(e.expires.Add(a.cfg.CacheTTL))) {
+			// Serve the stale value; make sure one refresh is under way.
+			v, f := e.value, e.flushed
+			if e.loading == nil {
+				ch := make(chan struct{})
+				e.loading = ch
 				e.mu.Unlock()
-				return a.withLocal(post, v, f), nil
+				go a.refresh(context.Background(), e, post, a.now(), ch) // a failure keeps the stale value (logged and counted)
+			} else {
+				e.mu.Unlock()
 			}
+			return a.withLocal(post, v, f), nil
+		}
+		if e.loading != nil {
 			ch := e.loading
 			e.mu.Unlock()
 			select {
@@ -111,26 +124,39 @@ func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 		ch := make(chan struct{})
 		e.loading = ch
 		e.mu.Unlock()
-
-		v, flushed, err := a.loadConsistent(ctx, post, now)
-		e.mu.Lock()
-		e.loading = nil
-		e.err = err
-		if err == nil {
-			e.valid, e.value, e.flushed, e.expires = true, v, flushed, now.Add(a.cfg.CacheTTL)
-		}
-		stale := e.valid
-		v2, f2 := e.value, e.flushed
-		e.mu.Unlock()
-		close(ch)
-		if a.deps.Metrics != nil {
-			a.deps.Metrics.countReads(err)
-		}
-		if err != nil && !stale {
+		v, f, err := a.refresh(ctx, e, post, now, ch)
+		if err != nil {
 			return 0, err
 		}
-		return a.withLocal(post, v2, f2), nil
+		return a.withLocal(post, v, f), nil
 	}
+}
+
+// refresh reads the post's count from Redis into e, ends the refresh marked
+// by ch (e.loading) and returns e's value. It returns the read's error when e
+// holds no value to fall back on.
+func (a *API) refresh(ctx context.Context, e *countEntry, post int64, now time.Time, ch chan struct{}) (value, flushed int64, err error) {
+	v, f, err := a.loadConsistent(ctx, post, now)
+	e.mu.Lock()
+	e.loading = nil
+	e.err = err
+	if err == nil {
+		e.valid, e.value, e.flushed, e.expires = true, v, f, now.Add(a.cfg.CacheTTL)
+	}
+	valid := e.valid
+	v, f = e.value, e.flushed
+	e.mu.Unlock()
+	close(ch)
+	if a.deps.Metrics != nil {
+		a.deps.Metrics.countReads(err)
+	}
+	if err != nil {
+		a.log.Debug("count refresh failed", zap.Int64("post", post), zap.Bool("serving_stale", valid), zap.Error(err))
+	}
+	if err != nil && !valid {
+		return 0, 0, err
+	}
+	return v, f, nil
 }
 
 func (a *API) withLocal(post, value, flushedAtRead int64) int64 {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/likes-sidecar/likes/counts"
 	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/event"
+	"github.com/likes-sidecar/likes/internal/testenv"
 )
 
 // Hand-written fakes for the API's collaborators.
@@ -234,4 +236,82 @@ func FuzzDo(f *testing.F) {
 			t.Fatalf("got %d %q", r.Status, r.Body)
 		}
 	})
+}
+
+// slowCounts answers reads with the current value of n, each read blocking
+// until release has a token.
+type slowCounts struct {
+	n       atomic.Int64
+	reads   atomic.Int64
+	release chan struct{}
+}
+
+func (s *slowCounts) Read(ctx context.Context, _ int64, _ time.Time) (counts.Snapshot, error) {
+	s.reads.Add(1)
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return counts.Snapshot{}, ctx.Err()
+	}
+	return counts.Snapshot{HasBase: true, Base: counts.Base{Count: s.n.Load()}}, nil
+}
+
+func (*slowCounts) Reseed(context.Context, int64, time.Time) error { return nil }
+
+// TestCountServesStaleWhileRevalidating: within one TTL past expiry a read
+// answers the cached value at once and one background refresh updates it;
+// past that a read waits for Redis.
+func TestCountServesStaleWhileRevalidating(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Unix(1000, 0).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	c := &slowCounts{release: make(chan struct{}, 100)}
+	c.n.Store(10)
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: &fakeWriter{}, Counts: c, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c.release <- struct{}{}
+	if n, err := a.Count(ctx, 1); err != nil || n != 10 {
+		t.Fatalf("first read: got %d, %v, want 10", n, err)
+	}
+
+	c.n.Store(20)
+	now.Add(int64(1500 * time.Millisecond)) // expired, within the stale window
+	for range 20 {
+		if n, err := a.Count(ctx, 1); err != nil || n != 10 {
+			t.Fatalf("stale read: got %d, %v, want the cached 10 at once", n, err)
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if got := c.reads.Load(); got != 2 {
+			return fmt.Errorf("got %d Redis reads, want 2 (one background refresh for 20 stale reads)", got)
+		}
+		return nil
+	})
+	c.release <- struct{}{}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n, _ := a.Count(ctx, 1); n != 20 {
+			return fmt.Errorf("got %d, want 20 after the background refresh", n)
+		}
+		return nil
+	})
+
+	c.n.Store(30)
+	now.Add(int64(5 * time.Second)) // past the stale window: the read waits
+	done := make(chan int64)
+	go func() {
+		n, _ := a.Count(ctx, 1)
+		done <- n
+	}()
+	select {
+	case n := <-done:
+		t.Fatalf("a read two TTLs past expiry answered %d without waiting for Redis", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.release <- struct{}{}
+	if n := <-done; n != 30 {
+		t.Fatalf("got %d, want 30", n)
+	}
 }

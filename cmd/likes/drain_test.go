@@ -157,7 +157,7 @@ func TestGracefulDrainLosesNothing(t *testing.T) {
 		ctx := context.Background()
 		for p := int64(firstPost); p < firstPost+posts; p++ {
 			var sum int64
-			iter := rdb.Scan(ctx, 0, fmt.Sprintf("likes:t:%d:*", p), 1000).Iterator()
+			iter := rdb.Scan(ctx, 0, fmt.Sprintf("likes:t:{%d:*", p), 1000).Iterator()
 			for iter.Next(ctx) {
 				v, err := rdb.Get(ctx, iter.Val()).Int64()
 				if err != nil {
