@@ -10,6 +10,7 @@ import (
 
 	"github.com/likes-sidecar/likes/counts"
 	"github.com/likes-sidecar/likes/event"
+	"github.com/likes-sidecar/likes/pacing"
 )
 
 // Errors returned by [Coalescer.Submit].
@@ -64,6 +65,7 @@ const (
 const chunkSize = 64
 
 type batch struct {
+	born   time.Time // when its first event was submitted
 	events []event.Event
 	chunks []*[chunkSize]int32
 	errs   []error // set by the publisher before done is closed
@@ -93,6 +95,7 @@ type Coalescer struct {
 	inflight sync.WaitGroup
 
 	local local
+	pace  *pacing.Pacer
 
 	shedTotal atomic.Int64
 }
@@ -119,6 +122,7 @@ func New(cfg Config, deps Deps) (*Coalescer, error) {
 		c.now = time.Now
 	}
 	c.local.init()
+	c.pace = pacing.New(cfg.Pace)
 	go c.logFlusher()
 	go c.tailFlusher()
 	return c, nil
@@ -149,6 +153,9 @@ func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64) e
 		b = c.queue[n-1]
 	} else {
 		b = &batch{done: make(chan struct{})}
+		if c.pace != nil {
+			b.born = time.Now() // pacing runs on the real clock, whatever Deps.Now says
+		}
 		c.queue = append(c.queue, b)
 	}
 	i := len(b.events)
@@ -216,6 +223,18 @@ func (c *Coalescer) logFlusher() {
 				break
 			}
 			b := c.queue[0]
+			if c.pace != nil {
+				now := time.Now()
+				if len(b.events) < c.cfg.MaxBatch && !c.closed {
+					if d := c.pace.Hold(b.born, now); d > 0 {
+						c.mu.Unlock()
+						<-c.sem
+						time.Sleep(d)
+						continue
+					}
+				}
+				c.pace.Took(len(b.events), now)
+			}
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
 			c.mu.Unlock()

@@ -276,3 +276,62 @@ func TestValidateNamesTheKey(t *testing.T) {
 		t.Fatalf("got %v, want an error naming coalesce.window", err)
 	}
 }
+
+// offer submits likes at rate per second for span (virtual time in a
+// synctest bubble) and returns the longest wait for an acknowledgement.
+func offer(t *testing.T, c *Coalescer, rate int, span time.Duration) time.Duration {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var worst time.Duration
+	every := time.Second / time.Duration(rate)
+	for i := range int(span / every) {
+		wg.Go(func() {
+			start := time.Now()
+			if err := c.Submit(context.Background(), event.Like, 9, int64(i+1)); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			worst = max(worst, time.Since(start))
+			mu.Unlock()
+		})
+		time.Sleep(every)
+	}
+	wg.Wait()
+	return worst
+}
+
+// TestAdaptiveFlushing: above flush.linger_above a publish waits up to
+// flush.linger for more events, so publishes stay few as the rate grows;
+// below it every like is published at once.
+func TestAdaptiveFlushing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		linger  time.Duration
+		rate    int
+		maxPubs int
+		maxWait time.Duration
+		minPubs int
+	}{
+		{"20k/s without linger: one publish per like", 0, 20000, 20000, 0, 19000},
+		{"20k/s with a 5ms linger: about one publish per 5ms", 5 * time.Millisecond, 20000, 400, 5 * time.Millisecond, 150},
+		{"1k/s with a 5ms linger: below the threshold, at once", 5 * time.Millisecond, 1000, 1000, 0, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := DefaultConfig()
+				cfg.Pace.Linger = tc.linger
+				l, tl := &fakeLog{}, &fakeTail{}
+				c := newTest(t, cfg, l, tl)
+				worst := offer(t, c, tc.rate, time.Second)
+				pubs := len(l.sizes())
+				if pubs > tc.maxPubs || pubs < tc.minPubs {
+					t.Errorf("got %d publishes, want between %d and %d", pubs, tc.minPubs, tc.maxPubs)
+				}
+				if worst > tc.maxWait {
+					t.Errorf("got a like acknowledged after %v, want at most %v", worst, tc.maxWait)
+				}
+			})
+		})
+	}
+}

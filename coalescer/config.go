@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/pacing"
 )
 
 // Config tunes the coalescer. Start from [DefaultConfig].
@@ -24,6 +25,9 @@ type Config struct {
 	MaxInflight int
 	// PublishTimeout bounds one log publish (coalesce.publish_timeout).
 	PublishTimeout time.Duration
+	// Pace holds a publish under load so that batches grow (flush.linger,
+	// flush.linger_above); the zero value never holds.
+	Pace pacing.Config
 	// Counts is the Redis count layout (shards, bucket width, tail TTL).
 	Counts counts.Config
 }
@@ -37,6 +41,7 @@ func DefaultConfig() Config {
 		MaxPending:     50000,
 		MaxInflight:    4,
 		PublishTimeout: 2 * time.Second,
+		Pace:           pacing.DefaultConfig(),
 		Counts:         counts.DefaultConfig(),
 	}
 }
@@ -58,6 +63,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coalesce.max_inflight: must be between 1 and 64, got %d", c.MaxInflight)
 	case c.PublishTimeout <= 0:
 		return errors.New("coalesce.publish_timeout: must be positive")
+	}
+	if err := c.Pace.Validate(); err != nil {
+		return err
 	}
 	return c.Counts.Validate()
 }

@@ -4,17 +4,23 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/likes-sidecar/likes/pacing"
 )
 
 // batcher groups concurrent single-item requests into one call of fn per
 // flush (group commit): a request is sent at once when a slot is free, and
 // requests arriving while all slots are busy wait and go together, up to max
-// per call. At most maxQueued requests wait; more get ErrOverloaded.
+// per call. At most maxQueued requests wait; more get ErrOverloaded. Under
+// load, pace (if not nil) lets a sender hold a group that is not full for a
+// few milliseconds so that groups grow (see package pacing).
 type batcher[Q, R any] struct {
 	fn        func(ctx context.Context, qs []Q) ([]R, error)
 	max       int
 	maxQueued int
 	sem       chan struct{}
+	pace      *pacing.Pacer
 
 	mu     sync.Mutex
 	queue  []*group[Q, R]
@@ -22,6 +28,7 @@ type batcher[Q, R any] struct {
 }
 
 type group[Q, R any] struct {
+	born time.Time // when its first request arrived
 	qs   []Q
 	rs   []R
 	err  error
@@ -45,6 +52,9 @@ func (b *batcher[Q, R]) do(ctx context.Context, q Q) (R, error) {
 		g = b.queue[n-1]
 	} else {
 		g = &group[Q, R]{done: make(chan struct{})}
+		if b.pace != nil {
+			g.born = time.Now()
+		}
 		b.queue = append(b.queue, g)
 	}
 	i := len(g.qs)
@@ -92,6 +102,17 @@ func (b *batcher[Q, R]) sendOldest() {
 			return
 		}
 		g := b.queue[0]
+		if b.pace != nil {
+			now := time.Now()
+			if len(g.qs) < b.max {
+				if d := b.pace.Hold(g.born, now); d > 0 {
+					b.mu.Unlock()
+					time.Sleep(d)
+					continue
+				}
+			}
+			b.pace.Took(len(g.qs), now)
+		}
 		b.queue[0] = nil
 		b.queue = b.queue[1:]
 		b.queued -= len(g.qs)

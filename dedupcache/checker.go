@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/likes-sidecar/likes/event"
+	"github.com/likes-sidecar/likes/pacing"
 )
 
 // Config tunes the authoritative check.
@@ -21,11 +22,14 @@ type Config struct {
 	LookupTimeout time.Duration
 	// LookupBatch is the most pairs in one database lookup (dedup.lookup_batch).
 	LookupBatch int
+	// Pace holds lookups under load so that they go in larger batches
+	// (flush.linger, flush.linger_above); the zero value never holds.
+	Pace pacing.Config
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{RecentTTL: time.Minute, RecentMax: 500_000, LookupTimeout: time.Second, LookupBatch: 1000}
+	return Config{RecentTTL: time.Minute, RecentMax: 500_000, LookupTimeout: time.Second, LookupBatch: 1000, Pace: pacing.DefaultConfig()}
 }
 
 // Validate reports the first invalid field, named by its configuration key.
@@ -40,7 +44,7 @@ func (c Config) Validate() error {
 	case c.LookupBatch < 1:
 		return errors.New("dedup.lookup_batch: must be at least 1")
 	}
-	return nil
+	return c.Pace.Validate()
 }
 
 // Pair is one (post, user) question for a [LookupFunc].
@@ -146,6 +150,7 @@ func New(cfg Config, deps Deps) (*Checker, error) {
 		return deps.LookupStates(ctx, pairs)
 	}
 	c.lookups = newBatcher(lookup, cfg.LookupBatch, cfg.RecentMax, 4)
+	c.lookups.pace = pacing.New(cfg.Pace)
 	return c, nil
 }
 

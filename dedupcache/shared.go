@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/likes-sidecar/likes/pacing"
 	"github.com/likes-sidecar/likes/ratelog"
 )
 
@@ -38,11 +39,14 @@ type SharedConfig struct {
 	// Timeout bounds one round trip (dedup.shared_timeout); a check that
 	// times out goes to the authoritative check.
 	Timeout time.Duration
+	// Pace holds checks under load so that they go in larger batches
+	// (flush.linger, flush.linger_above); the zero value never holds.
+	Pace pacing.Config
 }
 
 // DefaultSharedConfig returns the documented defaults.
 func DefaultSharedConfig() SharedConfig {
-	return SharedConfig{Mode: "auto", Shards: 8, Capacity: 8192, FPRate: 0.01, TTL: 48 * time.Hour, Timeout: 100 * time.Millisecond}
+	return SharedConfig{Mode: "auto", Shards: 8, Capacity: 8192, FPRate: 0.01, TTL: 48 * time.Hour, Timeout: 100 * time.Millisecond, Pace: pacing.DefaultConfig()}
 }
 
 // Validate reports the first invalid field, named by its configuration key.
@@ -64,7 +68,7 @@ func (c SharedConfig) Validate() error {
 	if _, err := newGeometry(c.perShard(), c.FPRate); err != nil {
 		return fmt.Errorf("dedup.shared_capacity: %w", err)
 	}
-	return nil
+	return c.Pace.Validate()
 }
 
 func (c SharedConfig) perShard() int { return (c.Capacity + c.Shards - 1) / c.Shards }
@@ -193,6 +197,7 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 		stop:     make(chan struct{}),
 	}
 	s.batch = newBatcher(s.flushBatch, flushMax, queueMax, flushSlots)
+	s.batch.pace = pacing.New(cfg.Pace)
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.detect(dctx); err != nil {

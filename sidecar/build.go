@@ -21,6 +21,7 @@ import (
 	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/eventlog"
 	"github.com/likes-sidecar/likes/likestate"
+	"github.com/likes-sidecar/likes/pacing"
 	"github.com/likes-sidecar/likes/proxy"
 	"github.com/likes-sidecar/likes/ratelog"
 	"github.com/likes-sidecar/likes/store"
@@ -125,6 +126,7 @@ func DedupFilterConfigs(v *config.Values) (dedupcache.LocalConfig, dedupcache.Sh
 		FPRate:   fp,
 		TTL:      v.Duration("dedup.shared_ttl"),
 		Timeout:  v.Duration("dedup.shared_timeout"),
+		Pace:     PacingConfig(v),
 	}
 	if err := lc.Validate(); err != nil {
 		return lc, sc, err
@@ -205,8 +207,14 @@ func CoalescerConfig(v *config.Values) coalescer.Config {
 		MaxPending:     v.Int("coalesce.max_pending"),
 		MaxInflight:    v.Int("coalesce.max_inflight"),
 		PublishTimeout: v.Duration("coalesce.publish_timeout"),
+		Pace:           PacingConfig(v),
 		Counts:         CountsConfig(v),
 	}
+}
+
+// PacingConfig reads the flush.* keys (adaptive flushing of every batcher).
+func PacingConfig(v *config.Values) pacing.Config {
+	return pacing.Config{Linger: v.Duration("flush.linger"), Above: float64(v.Int("flush.linger_above"))}
 }
 
 // ProxyConfig reads the API's keys (write.*, read.*, http.*).
@@ -323,6 +331,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		RecentMax:     v.Int("dedup.recent_max"),
 		LookupTimeout: v.Duration("dedup.lookup_timeout"),
 		LookupBatch:   v.Int("dedup.lookup_batch"),
+		Pace:          PacingConfig(v),
 	}
 	db := p.Store
 	shared, err := likestate.New(p.Redis, LikeStateConfig(v))
