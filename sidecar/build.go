@@ -121,7 +121,7 @@ func DedupFilterConfigs(v *config.Values) (dedupcache.LocalConfig, dedupcache.Sh
 	lc := dedupcache.LocalConfig{MaxBytes: v.Int("dedup.local_max_bytes"), FPRate: fp}
 	sc := dedupcache.SharedConfig{
 		Mode:     v.String("dedup.shared_mode"),
-		Shards:   v.Int("dedup.shared_shards"),
+		Shards:   shardsFor(v, "dedup.shared_shards", 8),
 		Capacity: v.Int("dedup.shared_capacity"),
 		FPRate:   fp,
 		TTL:      v.Duration("dedup.shared_ttl"),
@@ -151,9 +151,24 @@ func postLikes(db *store.DB) func(context.Context, []int64) ([]int64, error) {
 	}
 }
 
+// shardsFor reads a key of Redis keys per post where 0 means automatic: one
+// key on a single Redis, where more keys only cost more commands per batch,
+// and onCluster keys on a Redis Cluster, where they spread a hot post over
+// the cluster's nodes. A fleet shares one Redis, so its sidecars agree.
+func shardsFor(v *config.Values, key string, onCluster int) int {
+	n := v.Int(key)
+	switch {
+	case n != 0:
+		return n
+	case v.Bool("redis.cluster") || len(v.List("redis.addrs")) > 1:
+		return onCluster
+	}
+	return 1
+}
+
 // LikeStateConfig reads the dedup.shared_state_* keys.
 func LikeStateConfig(v *config.Values) likestate.Config {
-	return likestate.Config{Shards: v.Int("dedup.shared_state_shards"), TTL: v.Duration("dedup.shared_state_ttl"), Timeout: v.Duration("dedup.shared_timeout")}
+	return likestate.Config{Shards: shardsFor(v, "dedup.shared_state_shards", 4), TTL: v.Duration("dedup.shared_state_ttl"), Timeout: v.Duration("dedup.shared_timeout")}
 }
 
 // lookupLiked answers the authoritative check's questions: first from the
