@@ -91,7 +91,7 @@ var Keys = []Key{
 	{"coalesce.max_inflight", Int, "4", "", false, "log publishes in flight at once"},
 	{"coalesce.publish_timeout", Duration, "2s", "", false, "bound on one log publish"},
 	{"flush.linger", Duration, "5ms", "", false, "adaptive flushing: under load, how long a batch (log publish, shared filter check, like-state lookup) may wait for more before it is sent; 0 sends at once"},
-	{"flush.linger_above", Int, "5000", "", false, "arrival rate (items/s, per batcher) from which batches linger; below it they are sent at once"},
+	{"flush.linger_above", Int, "5000", "", false, "arrival rate (items/s, per batcher) from which batches linger; below it they are sent at once. Like-state lookups, which only duplicates and re-likes need, linger from a tenth of it"},
 	{"counter.shards", Int, "10", "", false, "K, counter keys per post and bucket"},
 	{"counter.bucket", Duration, "1s", "", false, "width of a counter tail bucket"},
 	{"counter.tail_span", Int, "15", "", false, "buckets a read looks back at most"},

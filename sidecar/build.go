@@ -227,6 +227,12 @@ func CoalescerConfig(v *config.Values) coalescer.Config {
 	}
 }
 
+// lookupPacing is the pacing of the like-state lookups: a tenth of the rate.
+func lookupPacing(c pacing.Config) pacing.Config {
+	c.Above = max(c.Above/10, 1)
+	return c
+}
+
 // PacingConfig reads the flush.* keys (adaptive flushing of every batcher).
 func PacingConfig(v *config.Values) pacing.Config {
 	return pacing.Config{Linger: v.Duration("flush.linger"), Above: float64(v.Int("flush.linger_above"))}
@@ -346,7 +352,10 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		RecentMax:     v.Int("dedup.recent_max"),
 		LookupTimeout: v.Duration("dedup.lookup_timeout"),
 		LookupBatch:   v.Int("dedup.lookup_batch"),
-		Pace:          PacingConfig(v),
+		// Lookups come only from duplicates, re-likes and filter false
+		// positives, a small share of the likes: they linger from a tenth
+		// of the rate the other batchers do.
+		Pace: lookupPacing(PacingConfig(v)),
 	}
 	db := p.Store
 	shared, err := likestate.New(p.Redis, LikeStateConfig(v))
