@@ -216,6 +216,11 @@ func (s *likesSystem) spawn(ctx context.Context, v *config.Values) error {
 		env = append(env, key.Env()+"="+val)
 	}
 	env = append(env, "LIKES_HTTP_LISTEN="+s.addr, "LIKES_ADMIN_LISTEN=", "LIKES_LOG_FORMAT=console")
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// As deployed (examples/k8s): the GC works harder before the
+		// container's 256 MiB limit. An operator's GOMEMLIMIT is passed on.
+		env = append(env, "GOMEMLIMIT="+ChildMemoryLimit)
+	}
 	if os.Getenv("LIKES_LOG_LEVEL") == "" {
 		env = append(env, "LIKES_LOG_LEVEL=warn")
 	}
@@ -285,10 +290,18 @@ func (s *likesSystem) rssSource() string {
 	return "this process: sidecar, consumer, stand-ins and load generator together"
 }
 
+// ChildMemoryLimit is the GOMEMLIMIT a sidecar child process gets when the
+// bench's environment sets none: the deployment examples' setting.
+const ChildMemoryLimit = "230MiB"
+
 func (s *likesSystem) notes() []string {
 	where := "real sidecar and consumer in this process"
 	if s.child != nil {
-		where = fmt.Sprintf("real sidecar as a child process (likes serve, pid %d), real consumer in this process", s.child.Process.Pid)
+		limit := os.Getenv("GOMEMLIMIT")
+		if limit == "" {
+			limit = ChildMemoryLimit
+		}
+		where = fmt.Sprintf("real sidecar as a child process (likes serve, pid %d, GOMEMLIMIT %s), real consumer in this process", s.child.Process.Pid, limit)
 	}
 	if s.env.real {
 		return []string{
