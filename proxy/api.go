@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/likes-sidecar/likes/admission"
 	"github.com/likes-sidecar/likes/counts"
 	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/event"
@@ -98,6 +99,10 @@ type Deps struct {
 	Now     func() time.Time
 	Logger  *zap.Logger
 	Metrics *Metrics
+	// Admission, if not nil, limits the writes in flight: a like or unlike
+	// it refuses is answered 503 overloaded before authentication, and
+	// nothing is written. Reads are not limited.
+	Admission *admission.Limiter
 	// UserHeader, if set, is read from HTTP requests into Request.UserHeader
 	// (auth.mode=header).
 	UserHeader string
@@ -134,6 +139,9 @@ func New(cfg Config, deps Deps) (*API, error) {
 	}
 	a.cache = newCountCache(cfg.CacheMax)
 	a.userHeader = deps.UserHeader
+	if deps.Metrics != nil && deps.Admission != nil {
+		deps.Metrics.admission.Store(deps.Admission)
+	}
 	return a, nil
 }
 
@@ -202,16 +210,33 @@ func (a *API) Do(ctx context.Context, req *Request, resp *Response) {
 	if req.Method == http.MethodDelete {
 		op = event.Unlike
 	}
+	// Admission control comes before authentication, which costs CPU: under
+	// overload a refused write must be cheap.
+	var start time.Time
+	if lim := a.deps.Admission; lim != nil {
+		var ok bool
+		if start, ok = lim.Acquire(); !ok {
+			if m := a.deps.Metrics; m != nil {
+				m.AdmissionShed.Inc()
+			}
+			resp.setError(errOverloaded, a.retry)
+			return
+		}
+	}
 	user, err := a.deps.Auth.Authenticate(req.Authorization, req.UserHeader)
 	if err != nil {
+		a.release(start, admission.Ignore)
 		resp.setError(classify(err), a.retry)
 		return
 	}
 	if a.draining.Load() {
+		a.release(start, admission.Ignore)
 		resp.setError(errShuttingDown, a.retry)
 		return
 	}
-	if err := a.write(ctx, op, post, user); err != nil {
+	err = a.write(ctx, op, post, user)
+	a.release(start, admissionOutcome(err))
+	if err != nil {
 		e := classify(err)
 		if e.status >= 500 {
 			a.log.Debug("write failed", zap.Int64("post", post), zap.Stringer("op", op), zap.Error(err))
@@ -227,6 +252,13 @@ func (a *API) Do(ctx context.Context, req *Request, resp *Response) {
 	resp.Body = append(resp.Body, `,"user_id":`...)
 	resp.Body = strconv.AppendInt(resp.Body, user, 10)
 	resp.Body = append(resp.Body, '}')
+}
+
+// release ends a write let in by admission control at start.
+func (a *API) release(start time.Time, o admission.Outcome) {
+	if lim := a.deps.Admission; lim != nil {
+		lim.Release(start, o)
+	}
 }
 
 // write runs the duplicate check and the log write under write.timeout.

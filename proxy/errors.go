@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/likes-sidecar/likes/admission"
 	"github.com/likes-sidecar/likes/auth"
 	"github.com/likes-sidecar/likes/coalescer"
 	"github.com/likes-sidecar/likes/dedupcache"
@@ -56,6 +57,23 @@ func classify(err error) apiError {
 		return errLogUnavailable
 	}
 	return errLogUnavailable // a publish error from the log
+}
+
+// admissionOutcome says what a write's error tells the admission limiter: a
+// deeper layer's overload or timeout is a congestion signal; a sidecar
+// closing is none; anything else (success, 409, 404, a failed lookup) is a
+// latency sample.
+func admissionOutcome(err error) admission.Outcome {
+	switch {
+	case err == nil:
+		return admission.OK
+	case errors.Is(err, dedupcache.ErrOverloaded), errors.Is(err, coalescer.ErrOverloaded),
+		errors.Is(err, coalescer.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return admission.Dropped
+	case errors.Is(err, coalescer.ErrClosed):
+		return admission.Ignore
+	}
+	return admission.OK
 }
 
 func (r *Response) setError(e apiError, retryAfter int) {

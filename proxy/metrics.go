@@ -1,6 +1,12 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/likes-sidecar/likes/admission"
+)
 
 // Metrics are the API's Prometheus collectors.
 type Metrics struct {
@@ -8,6 +14,14 @@ type Metrics struct {
 	Latency    *prometheus.HistogramVec // by route
 	CountReads *prometheus.CounterVec   // Redis count reads by result
 	Reseeds    prometheus.Counter
+	// AdmissionLimit is admission control's current limit on writes in
+	// flight, read at scrape time (0: admission control off).
+	AdmissionLimit prometheus.GaugeFunc
+	// AdmissionShed counts writes refused by admission control (503
+	// overloaded, before authentication).
+	AdmissionShed prometheus.Counter
+
+	admission atomic.Pointer[admission.Limiter] // set by New
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -26,9 +40,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reseeds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "likes_count_reseeds_total", Help: "Bases re-seeded from the database because Redis had none.",
 		}),
+		AdmissionShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "likes_admission_shed_total", Help: "Likes and unlikes refused by admission control (503 overloaded, before authentication).",
+		}),
 	}
+	m.AdmissionLimit = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "likes_admission_limit", Help: "Admission control's current limit on likes and unlikes in flight (admission.min to admission.max); 0 when it is off.",
+	}, func() float64 {
+		if l := m.admission.Load(); l != nil {
+			return float64(l.Limit())
+		}
+		return 0
+	})
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Latency, m.CountReads, m.Reseeds)
+		reg.MustRegister(m.Requests, m.Latency, m.CountReads, m.Reseeds, m.AdmissionLimit, m.AdmissionShed)
 	}
 	return m
 }
