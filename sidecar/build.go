@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/likes-sidecar/likes/admission"
 	"github.com/likes-sidecar/likes/auth"
 	"github.com/likes-sidecar/likes/coalescer"
 	"github.com/likes-sidecar/likes/config"
@@ -251,6 +252,28 @@ func ProxyConfig(v *config.Values) proxy.Config {
 	}
 }
 
+// AdmissionConfig reads the admission.* keys.
+func AdmissionConfig(v *config.Values) admission.Config {
+	return admission.Config{
+		Target: v.Duration("admission.target"),
+		Min:    v.Int("admission.min"),
+		Max:    v.Int("admission.max"),
+	}
+}
+
+// validateAdmission checks the admission.* keys, and that the target is
+// below write.timeout (a write never takes longer, so a target at or above
+// it would never be exceeded).
+func validateAdmission(ac admission.Config, writeTimeout time.Duration) error {
+	if err := ac.Validate(); err != nil {
+		return err
+	}
+	if ac.Enabled() && ac.Target >= writeTimeout {
+		return fmt.Errorf("admission.target: must be below write.timeout (%s), got %s", writeTimeout, ac.Target)
+	}
+	return nil
+}
+
 // SidecarID returns sidecar.id or, when empty, a name from the host and pid.
 func SidecarID(v *config.Values) string {
 	if id := v.String("sidecar.id"); id != "" {
@@ -313,8 +336,19 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if err := CoalescerConfig(v).Validate(); err != nil {
 		return nil, err
 	}
-	if err := ProxyConfig(v).Validate(); err != nil {
+	pc := ProxyConfig(v)
+	if err := pc.Validate(); err != nil {
 		return nil, err
+	}
+	adm := AdmissionConfig(v)
+	if err := validateAdmission(adm, pc.WriteTimeout); err != nil {
+		return nil, err
+	}
+	var limiter *admission.Limiter // nil: admission control off
+	if adm.Enabled() {
+		if limiter, err = admission.New(adm, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := LikeStateConfig(v).Validate(); err != nil {
 		return nil, err
@@ -402,14 +436,14 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		return nil, err
 	}
 	registerPending(registerer(reg), p.Coalescer.Pending)
-	pc := ProxyConfig(v)
 	deps := proxy.Deps{
-		Auth:    p.Auth,
-		Dedup:   p.Dedup,
-		Writer:  p.Coalescer,
-		Counts:  newMeteredCounts(&proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases, Applied: db.AppliedBucket}, cc, registerer(reg)),
-		Logger:  log,
-		Metrics: proxy.NewMetrics(reg),
+		Auth:      p.Auth,
+		Dedup:     p.Dedup,
+		Writer:    p.Coalescer,
+		Counts:    newMeteredCounts(&proxy.RedisCounts{Redis: rdb, Config: cc, Bases: db.Bases, Applied: db.AppliedBucket}, cc, registerer(reg)),
+		Logger:    log,
+		Metrics:   proxy.NewMetrics(reg),
+		Admission: limiter,
 	}
 	if p.Auth.Mode() == "header" {
 		deps.UserHeader = p.Auth.HeaderName()
