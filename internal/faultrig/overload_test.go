@@ -1,8 +1,13 @@
 package faultrig
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,7 +31,10 @@ const (
 // asserts: the sidecar stays up; every request is answered (200, 409, or
 // 503 with Retry-After; none left without an answer for 10 s); its peak RSS
 // (VmHWM) stays under MemoryBound; and afterwards every invariant holds. It
-// reports the latency of accepted requests and of the 503s. Bound: 90 s.
+// reports the latency of accepted requests and of the 503s, and, to tell the
+// sidecar's part from the rest (the load generator shares the machine), the
+// latency inside the sidecar (likes_http_request_seconds), the writes shed
+// by admission control and its limit every 250 ms. Bound: 90 s.
 func TestOverload(t *testing.T) {
 	r := Start(t, DefaultConfig())
 	bounded(t, 90*time.Second)
@@ -48,12 +56,15 @@ func TestOverload(t *testing.T) {
 	}
 
 	offered := 10 * capacity
+	limits := sampleMetric(r.Sidecars[victim], "likes_admission_limit", 250*time.Millisecond)
+	histBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`)
 	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 	rs, err = Load{Posts: []int64{603, 604}, FirstUser: 10_000_000, Open: true, Rate: offered, MaxInflight: overloadConns, Only: []int{victim}, Seed: 66}.Run(ctx, c)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
+	limitSeries := limits()
 	res := rs.All()
 	s := Summarize(res, nil)
 	hwm, _, err := r.Sidecars[victim].Memory()
@@ -66,6 +77,13 @@ func TestOverload(t *testing.T) {
 	t.Logf("accepted: %.0f/s, p50 %v, p99 %v; 503: %d, p99 %v, max %v; peak RSS %d MiB",
 		float64(s.Acked)/s.Span.Seconds(), s.AckedP50.Round(time.Millisecond), s.AckedP99.Round(time.Millisecond),
 		s.ByStatus[503], s.RejectedP99.Round(time.Millisecond), s.RejectedMx.Round(time.Millisecond), hwm>>20)
+	shed, _, _ := r.Sidecars[victim].Metric("likes_admission_shed_total")
+	t.Logf("admission control: %.0f writes shed (503 overloaded before authentication); limit every 250ms: %v", shed, limitSeries)
+	var inP50, inP99 time.Duration
+	if histAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`); err == nil {
+		inP50, inP99 = histQuantile(histBefore, histAfter, 0.5), histQuantile(histBefore, histAfter, 0.99)
+		t.Logf("inside the sidecar (likes_http_request_seconds, every like answer, histogram bucket bounds): p50 ≤ %v, p99 ≤ %v", inP50, inP99)
+	}
 
 	if !r.Sidecars[victim].Running() {
 		t.Fatalf("the sidecar died under overload:\n%s", r.Sidecars[victim].Output())
@@ -91,6 +109,98 @@ func TestOverload(t *testing.T) {
 	}
 
 	rep := r.Converge(t, convergeBound)
-	figures(t, "overload", rep, r.Model.Tally(), fmt.Sprintf("capacity=%.0f/s offered=%.0f/s sent=%.0f/s goodput=%.0f/s accepted-p99=%v rejected=%d rejected-p99=%v peak-rss=%dMiB race=%v",
-		capacity, offered, sent, float64(s.Acked)/s.Span.Seconds(), s.AckedP99.Round(time.Millisecond), s.ByStatus[503], s.RejectedP99.Round(time.Millisecond), hwm>>20, raceEnabled))
+	figures(t, "overload", rep, r.Model.Tally(), fmt.Sprintf("capacity=%.0f/s offered=%.0f/s sent=%.0f/s goodput=%.0f/s accepted-p99=%v rejected=%d rejected-p99=%v shed=%.0f inside-p99<=%v peak-rss=%dMiB race=%v",
+		capacity, offered, sent, float64(s.Acked)/s.Span.Seconds(), s.AckedP99.Round(time.Millisecond), s.ByStatus[503], s.RejectedP99.Round(time.Millisecond), shed, inP99, hwm>>20, raceEnabled))
+}
+
+// sampleMetric scrapes the child's metric every interval until the returned
+// function is called, which returns the values read.
+func sampleMetric(c *Child, name string, interval time.Duration) func() []float64 {
+	var vals []float64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if v, _, err := c.Metric(name); err == nil {
+				vals = append(vals, v)
+			}
+		}
+	}()
+	return func() []float64 {
+		close(stop)
+		<-done
+		return vals
+	}
+}
+
+// scrapeHistogram returns the cumulative buckets (upper bound in seconds →
+// count) of the histogram series name{…match…}.
+func scrapeHistogram(c *Child, name, match string) (map[float64]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[float64]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
+			continue
+		}
+		i := strings.Index(line, `le="`)
+		j := strings.LastIndexByte(line, '}')
+		if i < 0 || j < i {
+			continue
+		}
+		le, _, ok := strings.Cut(line[i+4:], `"`)
+		if !ok {
+			continue
+		}
+		ub, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[j+1:]), 64)
+		if err != nil {
+			continue
+		}
+		out[ub] = v
+	}
+	return out, sc.Err()
+}
+
+// histQuantile returns the bucket bound at or above the q quantile of the
+// observations made between two scrapes.
+func histQuantile(before, after map[float64]float64, q float64) time.Duration {
+	var bounds []float64
+	for ub := range after {
+		bounds = append(bounds, ub)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0
+	}
+	total := after[bounds[len(bounds)-1]] - before[bounds[len(bounds)-1]]
+	for _, ub := range bounds {
+		if after[ub]-before[ub] >= q*total {
+			return time.Duration(ub * float64(time.Second)).Round(time.Microsecond)
+		}
+	}
+	return 0
 }
