@@ -243,7 +243,9 @@ func TestHostileInput(t *testing.T) {
 		t.Errorf("got %d like rows besides the sanity like's post, want 0", rows)
 	}
 	for k := range redisKeys(t, r) {
-		if !keysBefore[k] && !strings.HasPrefix(k, "likes:b:7") && k != "likes:epoch" {
+		// The sanity like's own post (7) may get its base and, when its
+		// counter flush lands after the snapshot, its tail key.
+		if !keysBefore[k] && !strings.HasPrefix(k, "likes:b:7") && !strings.HasPrefix(k, "likes:t:{7:") && k != "likes:epoch" {
 			t.Errorf("got new Redis key %q after the attacks, want none", k)
 		}
 	}
