@@ -66,6 +66,10 @@ type Config struct {
 	ReadsPerWrite float64
 	// Duration is how long arrivals are scheduled.
 	Duration time.Duration
+	// Warmup leaves the requests intended in the run's first Warmup out of
+	// the latency percentiles (opening connections on a cold cache); they
+	// still count in the statuses, the throughput and the time series.
+	Warmup time.Duration
 	// DupRatio is the fraction of writes that repeat an earlier one (the same
 	// user again: double taps, retries). In [0, 0.9].
 	DupRatio float64
@@ -133,6 +137,8 @@ func (c Config) Validate() error {
 		return bad("--reads-per-write: want at most 1000, got %g", c.ReadsPerWrite)
 	case c.Duration < 100*time.Millisecond || c.Duration > 24*time.Hour:
 		return bad("--duration: want 100ms to 24h, got %s", c.Duration)
+	case c.Warmup < 0 || c.Warmup >= c.Duration:
+		return bad("--warmup: want 0 up to below --duration (%s), got %s", c.Duration, c.Warmup)
 	case c.DupRatio < 0 || c.DupRatio > 0.9:
 		return bad("--dup-ratio: want 0 to 0.9, got %g", c.DupRatio)
 	case c.Posts < 1 || c.Posts > 10_000_000:

@@ -82,14 +82,15 @@ type kindRec struct {
 type recorder struct {
 	start    time.Time
 	interval time.Duration
+	warmup   time.Duration // requests intended before start+warmup stay out of the percentiles
 
 	mu    sync.Mutex
 	kinds [numKinds]kindRec
 	last  time.Time // latest completion
 }
 
-func newRecorder(start time.Time, interval time.Duration) *recorder {
-	r := &recorder{start: start, interval: interval}
+func newRecorder(start time.Time, interval, warmup time.Duration) *recorder {
+	r := &recorder{start: start, interval: interval, warmup: warmup}
 	for i := range r.kinds {
 		r.kinds[i] = kindRec{hist: newHist(histDigits), status: map[int]int64{}}
 	}
@@ -114,7 +115,9 @@ func (r *recorder) record(kind, status int, intended, done time.Time) {
 	i = min(max(i, 0), maxSeriesSlots-1)
 	r.mu.Lock()
 	k := &r.kinds[kind]
-	recordMicros(k.hist, lat)
+	if intended.Sub(r.start) >= r.warmup {
+		recordMicros(k.hist, lat)
+	}
 	k.status[status]++
 	for len(k.slots) <= i {
 		k.slots = append(k.slots, slot{})

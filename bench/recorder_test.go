@@ -9,7 +9,7 @@ import (
 func TestRecorder(t *testing.T) {
 	t.Run("percentiles of a known distribution", func(t *testing.T) {
 		start := time.Now()
-		r := newRecorder(start, time.Second)
+		r := newRecorder(start, time.Second, 0)
 		for ms := 1; ms <= 1000; ms++ {
 			r.record(kindWrite, 200, start, start.Add(time.Duration(ms)*time.Millisecond))
 		}
@@ -26,9 +26,28 @@ func TestRecorder(t *testing.T) {
 			t.Errorf("count: got %d, want 1000", p.Count)
 		}
 	})
+	t.Run("warm-up requests stay out of the percentiles but count everywhere else", func(t *testing.T) {
+		start := time.Now()
+		r := newRecorder(start, time.Second, 2*time.Second)
+		for i := range 4 { // one slow request in each of the first two seconds, fast ones after
+			at := start.Add(time.Duration(i) * time.Second)
+			lat := time.Millisecond
+			if i < 2 {
+				lat = 500 * time.Millisecond
+			}
+			r.record(kindRead, 200, at, at.Add(lat))
+		}
+		res := r.result(kindRead, 4*time.Second)
+		if res.Latency.Count != 2 || res.Latency.Max > 2 {
+			t.Errorf("got %d samples, max %v ms, want the 2 fast ones after the warm-up", res.Latency.Count, res.Latency.Max)
+		}
+		if res.Sent != 4 || res.Definitive != 4 {
+			t.Errorf("got %d sent, %d definitive, want 4 and 4", res.Sent, res.Definitive)
+		}
+	})
 	t.Run("latency runs from the intended time, so a stall is not hidden", func(t *testing.T) {
 		start := time.Now()
-		r := newRecorder(start, time.Second)
+		r := newRecorder(start, time.Second, 0)
 		// The system stalls for a second: 100 requests intended 10ms apart
 		// all complete at the end of the stall. A closed-loop client would
 		// have sent one and measured one slow request.
@@ -46,7 +65,7 @@ func TestRecorder(t *testing.T) {
 	})
 	t.Run("statuses are counted and classified", func(t *testing.T) {
 		start := time.Now()
-		r := newRecorder(start, time.Second)
+		r := newRecorder(start, time.Second, 0)
 		for _, s := range []int{200, 200, 409, 404, 503, statusError} {
 			r.record(kindWrite, s, start, start.Add(time.Millisecond))
 		}
@@ -72,7 +91,7 @@ func TestRecorder(t *testing.T) {
 	})
 	t.Run("the series has one point per interval of completions", func(t *testing.T) {
 		start := time.Now()
-		r := newRecorder(start, time.Second)
+		r := newRecorder(start, time.Second, 0)
 		for i := range 30 {
 			done := start.Add(time.Duration(i) * 100 * time.Millisecond) // 0 .. 2.9 s
 			r.record(kindWrite, 200, done.Add(-5*time.Millisecond), done)
@@ -92,7 +111,7 @@ func TestRecorder(t *testing.T) {
 	})
 	t.Run("out-of-range latencies are clamped, not dropped", func(t *testing.T) {
 		start := time.Now()
-		r := newRecorder(start, time.Second)
+		r := newRecorder(start, time.Second, 0)
 		r.record(kindWrite, 200, start, start.Add(-time.Second))
 		r.record(kindWrite, 200, start, start.Add(2*time.Hour))
 		if n := r.result(kindWrite, time.Second).Latency.Count; n != 2 {
@@ -103,7 +122,7 @@ func TestRecorder(t *testing.T) {
 
 func BenchmarkRecorder(b *testing.B) {
 	start := time.Now()
-	r := newRecorder(start, time.Second)
+	r := newRecorder(start, time.Second, 0)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0

@@ -147,6 +147,9 @@ func Run(ctx context.Context, cfg Config, env Env) (*Results, error) {
 		res.Mode = "embedded"
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("load generator: open loop, constant arrivals, latency from the intended send time; %d keep-alive connections; it shares this machine with everything it measures", res.Connections))
+	if cfg.Warmup > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("latency percentiles leave out the requests intended in the first %s (warm-up); statuses, throughput and the time series include them", cfg.Warmup))
+	}
 
 	// Tokens for every user any design may use, minted once, before any
 	// clock starts.
@@ -221,7 +224,7 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 
 	sched := NewSchedule(cfg.Rate*(1+cfg.readsPerWrite()), cfg.Duration)
 	start := time.Now().Add(100 * time.Millisecond)
-	rec := newRecorder(start, cfg.Interval)
+	rec := newRecorder(start, cfg.Interval, cfg.Warmup)
 	tr := newTracker(gen)
 	l := &load{cfg: cfg, addrs: sys.addrs(), sched: sched, gen: gen, tok: tok, rec: rec, tr: tr, workers: cfg.connections()}
 	if cfg.Scenario != Churn && d != DesignBareHTTP {

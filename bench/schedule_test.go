@@ -179,6 +179,8 @@ func TestConfigValidate(t *testing.T) {
 		"a target that is not a base URL":   func(c *Config) { c.Targets = []string{"a:8080"} },
 		"a target with a path":              func(c *Config) { c.Targets = []string{"http://a:8080/api"} },
 		"more users than tokens can be had": func(c *Config) { c.Rate = 10_000_000; c.Duration = 24 * time.Hour },
+		"a warm-up as long as the run":      func(c *Config) { c.Warmup = c.Duration },
+		"a negative warm-up":                func(c *Config) { c.Warmup = -time.Second },
 	} {
 		t.Run("rejects "+name, func(t *testing.T) {
 			c := DefaultConfig()

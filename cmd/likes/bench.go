@@ -144,6 +144,7 @@ if not, it exits non-zero.
 	f.Float64Var(&cfg.Rate, "rate", def.Rate, "offered likes per second (constant arrival schedule)")
 	f.Float64Var(&cfg.ReadsPerWrite, "reads-per-write", def.ReadsPerWrite, "count reads per like (negative: the scenario's default: celebrity 0, steady 10, churn 1)")
 	f.DurationVar(&cfg.Duration, "duration", def.Duration, "how long arrivals are scheduled")
+	f.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "leave the requests intended in the first part of the run out of the latency percentiles (they still count everywhere else)")
 	f.Float64Var(&cfg.DupRatio, "dup-ratio", def.DupRatio, "fraction of likes that repeat an earlier one (double taps, retries)")
 	f.IntVar(&cfg.Posts, "posts", def.Posts, "posts of the steady scenario")
 	f.IntVar(&cfg.Connections, "connections", def.Connections, "keep-alive connections, the most requests in flight (0: rate × 20ms, 16 to 2000)")
