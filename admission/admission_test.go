@@ -269,8 +269,34 @@ func TestGoodputFloorHoldsThenDecays(t *testing.T) {
 	for range 20 {
 		window(l, c, target, 0, 1)
 	}
-	if l.Floor() != 0 || l.Limit() >= 200 {
-		t.Fatalf("got floor %d, L=%d after 45 slow windows, want the floor forgotten (0) and L cut below 200", l.Floor(), l.Limit())
+	if l.Floor() != 1 || l.Limit() >= 200 {
+		t.Fatalf("got floor %d, L=%d after 45 windows of one write each, want the floor at the new pace (1) and L cut below 200", l.Floor(), l.Limit())
+	}
+}
+
+// TestSlowButCompletingWritesKeepTheFloor: when every write is slower than
+// the target but the pipeline keeps completing them (the CPU is taken by
+// something else), L stays at the pace they complete at; only writes that
+// are dropped let it fall to Min.
+func TestSlowButCompletingWritesKeepTheFloor(t *testing.T) {
+	const target = 50 * time.Millisecond
+	l, c := newTest(t, Config{Target: target, Min: 1, Max: 1000})
+	for range 100 {
+		window(l, c, target, 0, 300) // 300 complete per window, each over the target
+	}
+	if l.Limit() < 300 {
+		t.Fatalf("got L=%d after 100 windows of 300 slow completions, want at least 300 (their pace)", l.Limit())
+	}
+	for range 100 {
+		for range 300 {
+			if s, ok := l.Acquire(); ok {
+				l.Release(s, Dropped)
+			}
+		}
+		c.advance(target)
+	}
+	if l.Limit() != 1 {
+		t.Fatalf("got L=%d after 100 windows of drops only, want Min (1)", l.Limit())
 	}
 }
 
