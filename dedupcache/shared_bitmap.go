@@ -158,9 +158,12 @@ func (g geometry) fpAt(n uint64) float64 {
 // 0 (not verified) come with one answer byte per pair: '1' for never added
 // before, '0' for maybe seen. Status 2 (the key has another geometry) and 3
 // (a test of a key that does not exist) come with none. Layers before the
-// newest are tested with GETBIT, stopping at the first clear bit; the newest
-// is tested and set with one BITFIELD per chunk of pairs (each SET returns
-// the bit's old value).
+// newest are read in rounds, one BITFIELD of GETs per round for every pair
+// still in the running, a pair leaving at its first clear bit (so about two
+// reads per pair and layer, as with GETBIT, but a few commands per chunk
+// instead of one per read: Redis counts each command a script runs); the
+// newest is tested and set with one BITFIELD per chunk of pairs (each SET
+// returns the bit's old value).
 func bitmapScript(g geometry) *redis.Script {
 	var off, m, k, c []string
 	for _, l := range g.layers {
@@ -189,23 +192,66 @@ local items = math.floor(#data / 8)
 local function item(x)
   return struct.unpack('>I4I4', data, 8 * x + 1)
 end
-local function inlayer(i, h1, h2)
-  local o, m = OFF[i], M[i]
-  for j = 0, K[i] - 1 do
-    if redis.call('GETBIT', key, fmt('%d', o + (h1 + j * h2) % m)) == 0 then return false end
+-- test(i, cand, nc, seen) tests the nc items listed in cand against layer
+-- i: it marks seen[y] for each item y whose bits are all set and returns the
+-- others, in order. It reads position j of every item still in the running
+-- with one BITFIELD per round, so an item leaves at its first clear bit (two
+-- reads on average in a half-full layer) and a chunk costs at most k
+-- commands per layer, not one GETBIT per position read.
+local function test(i, cand, nc, seen)
+  local o, m, kk = OFF[i], M[i], K[i]
+  local H1, H2, alive = {}, {}, {}
+  for c = 1, nc do
+    H1[c], H2[c] = item(cand[c])
+    alive[c] = c
   end
-  return true
+  local na = nc
+  local left, nl = {}, 0
+  for j = 0, kk - 1 do
+    if na == 0 then break end
+    local ops, nops = {}, 0
+    for a = 1, na do
+      local c = alive[a]
+      ops[nops + 1] = 'GET'; ops[nops + 2] = 'u1'; ops[nops + 3] = fmt('%d', o + (H1[c] + j * H2[c]) % m)
+      nops = nops + 3
+    end
+    local r = redis.call('BITFIELD', key, unpack(ops, 1, nops))
+    local keep, nk = {}, 0
+    for a = 1, na do
+      if r[a] == 1 then
+        nk = nk + 1; keep[nk] = alive[a]
+      else
+        nl = nl + 1; left[nl] = cand[alive[a]]
+      end
+    end
+    alive, na = keep, nk
+  end
+  for a = 1, na do seen[cand[alive[a]]] = true end
+  table.sort(left)
+  return left, nl
+end
+-- older(lo, hi, last, seen) tests items lo..hi against layers 1..last and
+-- returns those seen in none.
+local function older(lo, hi, last, seen)
+  local cand, nc = {}, 0
+  for y = lo, hi do nc = nc + 1; cand[nc] = y end
+  for i = 1, last do
+    if nc == 0 then break end
+    cand, nc = test(i, cand, nc, seen)
+  end
+  return cand, nc
 end
 local out = {}
 if ARGV[1] ~= 'a' then
   if L == 0 then return {3, ''} end
-  for x = 0, items - 1 do
-    local h1, h2 = item(x)
-    local seen = false
-    for i = 1, L do
-      if inlayer(i, h1, h2) then seen = true; break end
-    end
-    out[x + 1] = seen and '0' or '1'
+  local lim = math.floor(1500 / K[L])
+  local x = 0
+  while x < items do
+    local hi = math.min(items, x + lim) - 1
+    local seen = {}
+    older(x, hi, L, seen)
+    for y = x, hi do out[y + 1] = seen[y] and '0' or '1' end
+    x = hi + 1
   end
   return {trusted, table.concat(out)}
 end
@@ -217,26 +263,21 @@ while x < items do
   if L < NL and CAP[L] - n < room then room = CAP[L] - n end
   local lim = math.floor(1500 / K[L])
   if room > lim then room = lim end
-  local ops, pend, nops, npend = {}, {}, 0, 0
-  local o, m, kk = OFF[L], M[L], K[L]
+  local seen = {}
+  local pend, npend = older(x, x + room - 1, L - 1, seen)
   for y = x, x + room - 1 do
-    local h1, h2 = item(y)
-    local seen = false
-    for i = 1, L - 1 do
-      if inlayer(i, h1, h2) then seen = true; break end
-    end
-    if seen then
-      out[y + 1] = '0'
-    else
-      npend = npend + 1
-      pend[npend] = y
+    if seen[y] then out[y + 1] = '0' end
+  end
+  if npend > 0 then
+    local o, m, kk = OFF[L], M[L], K[L]
+    local ops, nops = {}, 0
+    for p = 1, npend do
+      local h1, h2 = item(pend[p])
       for j = 0, kk - 1 do
         ops[nops + 1] = 'SET'; ops[nops + 2] = 'u1'; ops[nops + 3] = fmt('%d', o + (h1 + j * h2) % m); ops[nops + 4] = '1'
         nops = nops + 4
       end
     end
-  end
-  if npend > 0 then
     local r = redis.call('BITFIELD', key, unpack(ops, 1, nops))
     for p = 1, npend do
       local new = false
