@@ -3,6 +3,7 @@ package faultrig
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -259,12 +260,13 @@ type Child struct {
 	Addr    string
 	Sidecar bool
 
-	rig  *Rig
-	args []string
-	env  []string
-	mu   sync.Mutex
-	proc *testenv.Process
-	t    testing.TB // the owner of the processes
+	rig     *Rig
+	args    []string
+	env     []string
+	mu      sync.Mutex
+	proc    *testenv.Process
+	started bool       // it was ready once: restarts keep its address
+	t       testing.TB // the owner of the processes
 }
 
 func (r *Rig) newChild(t testing.TB, name string, sidecar bool) *Child {
@@ -282,11 +284,42 @@ func (r *Rig) newChild(t testing.TB, name string, sidecar bool) *Child {
 
 // Start starts the process (again) and waits until it answers: a sidecar's
 // /readyz (Redis and the log reachable), a consumer's /healthz.
+//
+// Its port was picked free, but another process (an outgoing connection's
+// ephemeral port, a server of a test running in parallel) may take it
+// before the child binds it. A child that exits with "address already in
+// use" is started again: on a new port the first time (nobody holds the
+// address yet), on the same port after a pause when it is restarted (its
+// clients know the address).
 func (c *Child) Start(t testing.TB) {
 	t.Helper()
-	c.start(t)
-	c.waitReady(t)
+	for attempt := 1; ; attempt++ {
+		c.start(t)
+		err := c.waitReady(t)
+		if err == nil {
+			c.mu.Lock()
+			c.started = true
+			c.mu.Unlock()
+			return
+		}
+		if attempt == 5 {
+			t.Fatalf("faultrig: %s: %v after %d attempts", c.Name, err, attempt)
+		}
+		t.Logf("faultrig: %s: %v; starting it again", c.Name, err)
+		c.mu.Lock()
+		first := !c.started
+		c.mu.Unlock()
+		if first {
+			c.setAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))))
+		} else {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
 }
+
+// errAddrTaken is what waitReady returns when the child could not bind its
+// address.
+var errAddrTaken = errors.New("its address was taken by another process")
 
 func (c *Child) start(t testing.TB) {
 	t.Helper()
@@ -300,19 +333,49 @@ func (c *Child) start(t testing.TB) {
 	c.proc = testenv.StartProcess(c.t, cmd)
 }
 
-func (c *Child) waitReady(t testing.TB) {
+// waitReady waits until the child answers on its address, or returns
+// errAddrTaken when it exited unable to bind it. A sidecar must also have
+// logged that it is serving, so that an answer from another process that
+// took its port is not mistaken for its own.
+func (c *Child) waitReady(t testing.TB) error {
 	t.Helper()
-	path := "/healthz"
+	path, marker := "/healthz", ""
 	if c.Sidecar {
-		path = "/readyz"
+		path, marker = "/readyz", "likes serve ready"
 	}
 	p := c.process()
-	testenv.Eventually(t, startBound, func() error {
+	deadline := time.Now().Add(startBound)
+	for {
 		if p.Exited() {
+			if strings.Contains(p.Output(), "address already in use") {
+				return errAddrTaken
+			}
 			t.Fatalf("faultrig: %s exited while starting: %v\n%s", c.Name, p.Wait(), p.Output())
 		}
-		return httpOK("http://" + c.Addr + path)
-	})
+		err := httpOK("http://" + c.Addr + path)
+		if err == nil && marker != "" && !strings.Contains(p.Output(), marker) {
+			err = fmt.Errorf("%s answers but the child has not logged %q", c.Addr, marker)
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("faultrig: %s not ready within %v: %v\n%s", c.Name, startBound, err, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// setAddr moves a child that never started to addr.
+func (c *Child) setAddr(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, a := range c.args {
+		if a == c.Addr {
+			c.args[i] = addr
+		}
+	}
+	c.Addr = addr
 }
 
 func (c *Child) process() *testenv.Process {

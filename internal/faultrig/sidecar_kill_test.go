@@ -44,8 +44,13 @@ func TestSidecarKilledMidBurst(t *testing.T) {
 	if before.Acked == 0 || after.Acked == 0 {
 		t.Fatalf("got %d acknowledged writes before the kill and %d after the restart, want some of each", before.Acked, after.Acked)
 	}
-	if down.Acked != 0 || down.Unknown != 0 {
-		t.Errorf("got %d acknowledged and %d unknown writes sent to the killed sidecar while it was down, want none (connection refused)", down.Acked, down.Unknown)
+	// A dead sidecar acknowledges nothing. Most writes sent to it are
+	// refused (no listener); one sent on a pooled connection the client had
+	// not yet seen closed fails on that connection instead and counts as
+	// unknown, which the invariant check below covers like any unanswered
+	// write (it may not be counted twice, nor lost if acknowledged).
+	if down.Acked != 0 {
+		t.Errorf("got %d writes acknowledged by the killed sidecar while it was down, want none", down.Acked)
 	}
 
 	rep := r.Converge(t, convergeBound)
