@@ -35,6 +35,12 @@ func TestAgainstARealSidecar(t *testing.T) {
 	v.Set("db.url", testenv.Postgres(t))
 	v.Set("db.migrate", true)
 	v.Set("auth.jwt_secret", realSecret)
+	// A correctness test on a machine loaded by the other packages' tests:
+	// generous deadlines keep a slow database or Redis from turning into a
+	// 503 (latency is measured by benchmarks).
+	v.Set("write.timeout", 10*time.Second)
+	v.Set("dedup.lookup_timeout", 5*time.Second)
+	v.Set("dedup.shared_timeout", 2*time.Second)
 	p, err := sidecar.Build(context.Background(), v, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

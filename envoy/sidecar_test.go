@@ -105,6 +105,8 @@ func startRealSidecar(t *testing.T, rs realServers, set map[string]any) *realSid
 	// 1,000 likes arrive at once on a shared 2-core machine, under -race:
 	// the test is about the transport, not about write latency.
 	v.Set("write.timeout", 10*time.Second)
+	v.Set("dedup.lookup_timeout", 5*time.Second)
+	v.Set("dedup.shared_timeout", 2*time.Second)
 	for k, val := range set {
 		v.Set(k, val)
 	}
