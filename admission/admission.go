@@ -270,11 +270,11 @@ func (l *Limiter) rotate(t int64) {
 		return // another release rotated first
 	}
 	l.winStart.Store(start + ended*l.target)
-	fast := l.winDone.Swap(0)
+	done := l.winDone.Swap(0)
 	for i := int64(0); i < min(ended, floorWindows); i++ {
-		l.ring[l.pos] = fast
+		l.ring[l.pos] = done
 		l.pos = (l.pos + 1) % floorWindows
-		fast = 0 // the windows after the first ended empty
+		done = 0 // the windows after the first ended empty
 	}
 	floor := min(slices.Max(l.ring[:]), l.max)
 	l.floor.Store(floor)

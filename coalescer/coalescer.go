@@ -223,17 +223,11 @@ func (c *Coalescer) logFlusher() {
 				break
 			}
 			b := c.queue[0]
-			if c.pace != nil {
-				now := time.Now()
-				if len(b.events) < c.cfg.MaxBatch && !c.closed {
-					if d := c.pace.Hold(b.born, now); d > 0 {
-						c.mu.Unlock()
-						<-c.sem
-						time.Sleep(d)
-						continue
-					}
-				}
-				c.pace.Took(len(b.events), now)
+			if d := c.pace.Take(b.born, len(b.events), len(b.events) >= c.cfg.MaxBatch || c.closed); d > 0 {
+				c.mu.Unlock()
+				<-c.sem
+				time.Sleep(d)
+				continue
 			}
 			c.queue[0] = nil
 			c.queue = c.queue[1:]

@@ -102,16 +102,10 @@ func (b *batcher[Q, R]) sendOldest() {
 			return
 		}
 		g := b.queue[0]
-		if b.pace != nil {
-			now := time.Now()
-			if len(g.qs) < b.max {
-				if d := b.pace.Hold(g.born, now); d > 0 {
-					b.mu.Unlock()
-					time.Sleep(d)
-					continue
-				}
-			}
-			b.pace.Took(len(g.qs), now)
+		if d := b.pace.Take(g.born, len(g.qs), len(g.qs) >= b.max); d > 0 {
+			b.mu.Unlock()
+			time.Sleep(d)
+			continue
 		}
 		b.queue[0] = nil
 		b.queue = b.queue[1:]

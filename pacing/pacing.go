@@ -71,6 +71,24 @@ func New(cfg Config) *Pacer {
 	return &Pacer{cfg: cfg}
 }
 
+// Take is what a sender calls when it could take a batch of n items whose
+// oldest arrived at oldest: it returns how long to hold the batch still, or
+// zero after recording the batch as taken now. A full batch is never held.
+// A nil *Pacer always returns zero.
+func (p *Pacer) Take(oldest time.Time, n int, full bool) time.Duration {
+	if p == nil {
+		return 0
+	}
+	now := time.Now()
+	if !full {
+		if d := p.Hold(oldest, now); d > 0 {
+			return d
+		}
+	}
+	p.Took(n, now)
+	return 0
+}
+
 // Took records that the sender took a batch of n items at now.
 func (p *Pacer) Took(n int, now time.Time) {
 	if p == nil {

@@ -118,3 +118,18 @@ func BenchmarkTookHold(b *testing.B) {
 		_ = p.Hold(now, now)
 	}
 }
+
+func TestTake(t *testing.T) {
+	p := New(Config{Linger: 5 * time.Millisecond, Above: 5000})
+	feed(p, time.Now().Add(-time.Second), 20, time.Millisecond, time.Second) // 20,000/s, up to now
+	if d := p.Take(time.Now(), 3, false); d <= 0 {
+		t.Fatalf("fresh batch at 20,000/s: got hold %v, want some", d)
+	}
+	if d := p.Take(time.Now(), 3, true); d != 0 {
+		t.Fatalf("full batch: got hold %v, want 0", d)
+	}
+	var off *Pacer
+	if d := off.Take(time.Now(), 3, false); d != 0 {
+		t.Fatalf("nil Pacer: got hold %v, want 0", d)
+	}
+}

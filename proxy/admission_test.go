@@ -1,8 +1,8 @@
-package admission_test
+package proxy_test
 
-// The limiter's wiring into proxy.API.Do, tested from here: writes beyond
-// the limit are refused before authentication, reads are not limited, and
-// the outcomes reach the limiter.
+// The admission limiter's wiring into API.Do: writes beyond the limit are
+// refused before authentication, reads are not limited, and the outcomes
+// reach the limiter.
 
 import (
 	"context"
