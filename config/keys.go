@@ -85,7 +85,7 @@ var Keys = []Key{
 	{"auth.cache_size", Int, "100000", "", false, "verified tokens cached (each until its exp)"},
 	{"auth.leeway", Duration, "30s", "", false, "clock skew allowed on exp and nbf"},
 	{"write.timeout", Duration, "200ms", "", false, "deadline of a like/unlike; past it 503 + Retry-After"},
-	{"admission.target", Duration, "100ms", "", false, "latency target of a like/unlike inside the sidecar (below write.timeout): admission control grows its limit on writes in flight while writes finish within it and cuts it (×0.9, at most once per target, never below the number of writes recently completed per target interval) when they do not"},
+	{"admission.target", Duration, "100ms", "", false, "mean latency of a like/unlike inside the sidecar that admission control holds to under overload (below write.timeout; the p99 of admitted writes is about 2–3× it): a target-long window whose writes took longer on average cuts the limit on writes in flight towards the writes completed per window (Little's law; by at most a quarter per window), and a window within it that used the limit raises it by an eighth"},
 	{"admission.min", Int, "256", "", false, "lowest limit on likes/unlikes in flight: fewer are never refused by admission control"},
 	{"admission.max", Int, "4096", "", false, "highest (and starting) limit on likes/unlikes in flight; beyond the current limit a write gets 503 overloaded at once, before authentication; 0 turns admission control off"},
 	{"coalesce.window", Duration, "100ms", "", false, "counter flush interval; at most one INCRBY per post and bucket per window"},
