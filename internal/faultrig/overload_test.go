@@ -77,6 +77,12 @@ func TestOverload(t *testing.T) {
 	t.Logf("accepted: %.0f/s, p50 %v, p99 %v; 503: %d, p99 %v, max %v; peak RSS %d MiB",
 		float64(s.Acked)/s.Span.Seconds(), s.AckedP50.Round(time.Millisecond), s.AckedP99.Round(time.Millisecond),
 		s.ByStatus[503], s.RejectedP99.Round(time.Millisecond), s.RejectedMx.Round(time.Millisecond), hwm>>20)
+	var busy time.Duration
+	for _, x := range res {
+		busy += x.Latency
+	}
+	t.Logf("Little's law, client side: %.0f requests outstanding on average at %.0f answers/s make a mean latency of %v, whatever the sidecar does",
+		busy.Seconds()/s.Span.Seconds(), sent, (busy / time.Duration(max(len(res), 1))).Round(time.Millisecond))
 	shed, _, _ := r.Sidecars[victim].Metric("likes_admission_shed_total")
 	t.Logf("admission control: %.0f writes shed (503 overloaded before authentication); limit every 250ms: %v", shed, limitSeries)
 	var inP50, inP99 time.Duration
