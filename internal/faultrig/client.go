@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/likes-sidecar/likes/auth"
 	"github.com/likes-sidecar/likes/event"
+	"github.com/likes-sidecar/likes/internal/rawhttp"
 )
 
 // Target is one sidecar the driver talks to.
@@ -100,15 +102,7 @@ func (c *Client) token(user int64) (string, error) {
 // model and returns it.
 func (c *Client) Write(ctx context.Context, i int, op event.Op, post, user int64) (r Result) {
 	r = Result{At: time.Now(), Target: i, Op: op, Post: post, User: user}
-	defer func() {
-		r.Latency = time.Since(r.At)
-		if r.Outcome == Acked {
-			c.acked[i].Add(1)
-		}
-		if c.Model != nil {
-			c.Model.Record(op, post, user, r.Outcome)
-		}
-	}()
+	defer c.record(&r)
 	tok, err := c.token(user)
 	if err != nil {
 		r.Err, r.Outcome = err, NoOp
@@ -118,7 +112,7 @@ func (c *Client) Write(ctx context.Context, i int, op event.Op, post, user int64
 	if op == event.Unlike {
 		method = http.MethodDelete
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Targets[i].Base+"/posts/"+strconv.FormatInt(post, 10)+"/likes", nil)
+	req, err := http.NewRequestWithContext(ctx, method, c.Targets[i].Base+likesPath(post), nil)
 	if err != nil {
 		r.Err, r.Outcome = err, NoOp
 		return r
@@ -135,6 +129,79 @@ func (c *Client) Write(ctx context.Context, i int, op event.Op, post, user int64
 	resp.Body.Close()
 	r.Status = resp.StatusCode
 	r.RetryAfter = resp.Header.Get("Retry-After")
+	r.classify(body)
+	return r
+}
+
+// RawConns are one owner's keep-alive connections to the client's targets,
+// for [Client.WriteRaw]. Not safe for concurrent use.
+type RawConns struct {
+	conns []*rawhttp.Conn
+	hosts []string // host:port of each target, for the Host header
+	req   []byte
+}
+
+// NewRawConns returns connections (opened on first use) to every target.
+func (c *Client) NewRawConns() *RawConns {
+	rc := &RawConns{conns: make([]*rawhttp.Conn, len(c.Targets)), hosts: make([]string, len(c.Targets))}
+	for i, t := range c.Targets {
+		rc.hosts[i] = strings.TrimPrefix(t.Base, "http://")
+		rc.conns[i] = rawhttp.NewConn(rc.hosts[i], c.hc.Timeout)
+	}
+	return rc
+}
+
+// Close closes the connections.
+func (rc *RawConns) Close() {
+	for _, c := range rc.conns {
+		c.Close()
+	}
+}
+
+// WriteRaw is [Client.Write] through rc: HTTP/1.1 spoken by package
+// rawhttp instead of net/http's client, which costs about as much CPU as
+// the sidecar it drives. The overload scenario sends through it, so that
+// the load generator takes as little as it can of the cores it shares with
+// the sidecar under test.
+func (c *Client) WriteRaw(rc *RawConns, i int, op event.Op, post, user int64) (r Result) {
+	r = Result{At: time.Now(), Target: i, Op: op, Post: post, User: user}
+	defer c.record(&r)
+	tok, err := c.token(user)
+	if err != nil {
+		r.Err, r.Outcome = err, NoOp
+		return r
+	}
+	conn := rc.conns[i]
+	rc.req = rc.req[:0]
+	if op == event.Unlike {
+		rc.req = append(rc.req, "DELETE "...)
+	} else {
+		rc.req = append(rc.req, "POST "...)
+	}
+	rc.req = append(rc.req, likesPath(post)...)
+	rc.req = append(rc.req, " HTTP/1.1\r\nHost: "...)
+	rc.req = append(rc.req, rc.hosts[i]...)
+	rc.req = append(rc.req, "\r\nAuthorization: Bearer "...)
+	rc.req = append(rc.req, tok...)
+	rc.req = append(rc.req, "\r\nContent-Length: 0\r\n\r\n"...)
+	resp, err := conn.Do(rc.req)
+	if err != nil {
+		r.Err = err
+		r.Outcome = ClassifyWrite(0, "", err, !errors.Is(err, rawhttp.ErrDial))
+		return r
+	}
+	r.Status = resp.Status
+	r.RetryAfter = string(resp.RetryAfter)
+	r.classify(resp.Body)
+	return r
+}
+
+// likesPath is the API path of a post's likes.
+func likesPath(post int64) string { return "/posts/" + strconv.FormatInt(post, 10) + "/likes" }
+
+// classify sets r's error code (from a JSON error body) and outcome from
+// its status.
+func (r *Result) classify(body []byte) {
 	if r.Status != 200 {
 		var e struct {
 			Error string `json:"error"`
@@ -143,7 +210,17 @@ func (c *Client) Write(ctx context.Context, i int, op event.Op, post, user int64
 		r.Code = e.Error
 	}
 	r.Outcome = ClassifyWrite(r.Status, r.Code, nil, true)
-	return r
+}
+
+// record ends a write: its latency, the per-target count and the model.
+func (c *Client) record(r *Result) {
+	r.Latency = time.Since(r.At)
+	if r.Outcome == Acked {
+		c.acked[r.Target].Add(1)
+	}
+	if c.Model != nil {
+		c.Model.Record(r.Op, r.Post, r.User, r.Outcome)
+	}
 }
 
 // isDialError reports whether err happened before the request could be
@@ -155,7 +232,7 @@ func isDialError(err error) bool {
 
 // Count reads a post's count from target i.
 func (c *Client) Count(ctx context.Context, i int, post int64) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Targets[i].Base+"/posts/"+strconv.FormatInt(post, 10)+"/likes/count", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Targets[i].Base+likesPath(post)+"/count", nil)
 	if err != nil {
 		return 0, err
 	}

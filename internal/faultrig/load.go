@@ -28,7 +28,11 @@ import (
 // answers; each is a like by a fresh user (FirstUser, FirstUser+1, …) on a
 // random post through a random sidecar, sent at once if fewer than
 // MaxInflight requests are outstanding and dropped (counted in
-// [Results.Dropped]) otherwise. This is how overload is offered.
+// [Results.Dropped]) otherwise. This is how overload is offered. It is sent
+// by MaxInflight workers, each with its own keep-alive connections, through
+// [Client.WriteRaw]: the load generator shares the cores with the sidecar
+// it overloads, and net/http's client would take about as much CPU as the
+// sidecar.
 type Load struct {
 	Posts       []int64
 	FirstUser   int64
@@ -148,10 +152,31 @@ func (l Load) runClosed(ctx context.Context, c *Client, targets []int, rs *Resul
 }
 
 func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results) {
+	type arrival struct {
+		target     int
+		post, user int64
+	}
+	// MaxInflight workers, each with its own keep-alive connections, take
+	// arrivals from an unbuffered channel: an arrival no idle worker takes
+	// at once is dropped, so at most MaxInflight are outstanding.
+	arrivals := make(chan arrival)
+	var wg, ready sync.WaitGroup
+	ready.Add(l.MaxInflight)
+	for range l.MaxInflight {
+		wg.Go(func() {
+			conns := c.NewRawConns()
+			defer conns.Close()
+			ready.Done()
+			for a := range arrivals {
+				rs.add(c.WriteRaw(conns, a.target, event.Like, a.post, a.user))
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(arrivals)
+	ready.Wait()
 	rng := rand.New(rand.NewPCG(l.Seed, 0))
 	interval := time.Duration(float64(time.Second) / l.Rate)
-	sem := make(chan struct{}, l.MaxInflight)
-	var wg sync.WaitGroup
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -160,27 +185,18 @@ func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results
 			timer.Reset(d)
 			select {
 			case <-ctx.Done():
-				wg.Wait()
 				return
 			case <-timer.C:
 			}
 		} else if ctx.Err() != nil {
-			wg.Wait()
 			return
 		}
+		a := arrival{target: targets[rng.IntN(len(targets))], post: l.Posts[rng.IntN(len(l.Posts))], user: l.FirstUser + n}
 		select {
-		case sem <- struct{}{}:
+		case arrivals <- a:
 		default:
 			rs.dropped.Add(1)
-			continue
 		}
-		user := l.FirstUser + n
-		post := l.Posts[rng.IntN(len(l.Posts))]
-		target := targets[rng.IntN(len(targets))]
-		wg.Go(func() {
-			defer func() { <-sem }()
-			rs.add(c.Write(context.Background(), target, event.Like, post, user))
-		})
 	}
 }
 
