@@ -298,7 +298,7 @@ func (l *Limiter) rotate(t int64) {
 	l.floor.Store(floor)
 	switch lim := l.limit.Load(); {
 	case done > 0 && lat/done > l.target:
-		// Congested: towards the floor, by at most half of what was used.
+		// Congested: towards the floor, by at most a quarter of what was used.
 		l.lower(func(lim int64) int64 { return min(lim, peak) * 3 / 4 })
 	case 2*peak > lim:
 		// Used and fast: probe upwards.
