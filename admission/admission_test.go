@@ -149,6 +149,7 @@ func TestGrowsByAnEighthPerFastUsedWindowUpToMax(t *testing.T) {
 func TestCongestedWindowCutsOnceTowardsTheFloor(t *testing.T) {
 	const target = 50 * time.Millisecond
 	l, c := newTest(t, Config{Target: target, Min: 10, Max: 4096})
+	window(l, c, target, 300, 0) // the pace before: 300 per window
 	starts := acquire(t, l, 1000)
 	c.advance(2 * target) // all of them slow
 	for _, s := range starts[:300] {
@@ -182,6 +183,27 @@ func TestCongestedWindowCutsOnceTowardsTheFloor(t *testing.T) {
 	}
 	for _, s := range starts[901:] {
 		l.Release(s, Ignore)
+	}
+}
+
+// TestSlowButRisingWindowsHoldTheLimit: while each window completes more
+// than an eighth more than the one before, slowness is a surge being served,
+// not a queue: L is neither cut nor grown. Once the throughput stops
+// rising, the next slow window cuts.
+func TestSlowButRisingWindowsHoldTheLimit(t *testing.T) {
+	const target = 50 * time.Millisecond
+	l, c := newTest(t, Config{Target: target, Min: 10, Max: 4096})
+	window(l, c, target, 100, 0)
+	for _, n := range []int{150, 225, 337, 506} {
+		window(l, c, target, 0, n) // every write over the target
+		if l.Limit() != 4096 {
+			t.Fatalf("got L=%d after a slow window of %d (rising), want 4096", l.Limit(), n)
+		}
+	}
+	window(l, c, target, 0, 506)
+	window(l, c, target, 0, 1) // rotates the flat window in
+	if l.Limit() >= 4096 {
+		t.Fatalf("got L=%d after a slow window as busy as the one before, want a cut", l.Limit())
 	}
 }
 
