@@ -24,6 +24,17 @@ type Metrics struct {
 	admission atomic.Pointer[admission.Limiter] // set by New
 }
 
+// latencyBuckets returns the API latency histogram's bounds in seconds: 2.5×
+// steps from 100 µs (a count read served from the cache) to 10 ms, then
+// finer around the write path's latencies under load and the 200 ms
+// write.timeout, so that a p99 near either is read to within a bucket.
+func latencyBuckets() []float64 {
+	return []float64{
+		0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
+		0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5,
+	}
+}
+
 // NewMetrics creates the collectors and registers them with reg (if not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -32,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "code"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "likes_http_request_seconds", Help: "API request latency by route.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+			Buckets: latencyBuckets(),
 		}, []string{"route"}),
 		CountReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "likes_count_reads_total", Help: "Count reads from Redis (cache refreshes) by result.",
