@@ -58,9 +58,12 @@
 //     ran out of time ([Dropped]), cuts L to L×9/10 at once, at most once per
 //     Config.Target, whatever the windows say: a dependency that stopped
 //     answering is a reason to let fewer writes wait on it.
-//   - Goodput floor: L never goes below the largest X of the last 32
-//     windows (capped at Max), and at the end of each window L is raised to
-//     it. By Little's law X requests in flight finish within the target at
+//   - Goodput floor: L never goes below the largest mean X of 4
+//     consecutive windows among the last 32 (capped at Max), and at the end
+//     of each window L is raised to it. The mean over 4 windows, not one
+//     window's X, because a pipeline that completes writes in bursts (a slow
+//     broker acknowledging whole batches) would otherwise set the floor from
+//     its best burst and keep L far above its pace. By Little's law X requests in flight finish within the target at
 //     that pace: cutting below it cannot shorten a queue that is not there,
 //     it only refuses writes the pipeline was serving. It matters when the
 //     latency does not come from the writes let in: when a surge of new
@@ -126,7 +129,6 @@ package admission
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,8 +198,8 @@ type Limiter struct {
 	inflight atomic.Int64
 	// lastCut is when L was last cut, in nanoseconds since epoch.
 	lastCut atomic.Int64
-	// floor is the goodput floor: the most requests that completed OK in one
-	// window of the last floorWindows.
+	// floor is the goodput floor: the largest mean number of requests that
+	// completed OK in floorSpan consecutive windows of the last floorWindows.
 	floor atomic.Int64
 	// winStart is when the current window began (ns since epoch). In it,
 	// winDone counts the requests that completed OK, winLat sums their
@@ -316,7 +318,7 @@ func (l *Limiter) rotate(t int64) {
 		l.pos = (l.pos + 1) % floorWindows
 		x = 0 // the windows after the first ended empty
 	}
-	floor := min(slices.Max(l.ring[:]), l.max)
+	floor := min(l.smoothedMax(), l.max)
 	l.floor.Store(floor)
 	rising := done > l.prevDone+l.prevDone/8
 	l.prevDone = done
@@ -342,8 +344,31 @@ func (l *Limiter) rotate(t int64) {
 	}
 }
 
-// Floor returns the goodput floor: the most requests that completed OK in one
-// Target-long window of the last 32 (capped at Max).
+// floorSpan is how many consecutive windows the goodput floor averages:
+// a pipeline that completes writes in bursts (a slow broker acknowledging
+// whole batches at once) must not set the floor from its best burst.
+const floorSpan = 4
+
+// smoothedMax returns the largest mean of floorSpan consecutive windows of
+// the ring, oldest to newest (windows never recorded count as empty).
+// Called with mu held.
+func (l *Limiter) smoothedMax() int64 {
+	var best, sum int64
+	for i := range floorWindows {
+		sum += l.ring[(l.pos+i)%floorWindows]
+		if i >= floorSpan {
+			sum -= l.ring[(l.pos+i-floorSpan)%floorWindows]
+		}
+		if i >= floorSpan-1 {
+			best = max(best, sum/floorSpan)
+		}
+	}
+	return best
+}
+
+// Floor returns the goodput floor: the largest mean number of requests that
+// completed OK per Target-long window over 4 consecutive windows of the
+// last 32 (capped at Max).
 func (l *Limiter) Floor() int { return int(l.floor.Load()) }
 
 // Limit returns L.

@@ -374,8 +374,8 @@ func TestGoodputFloorRaisesTheLimit(t *testing.T) {
 	l, c := newTest(t, Config{Target: target, Min: 4, Max: 1000})
 	l.limit.Store(10)
 	// 10 at a time, 1 ms each, back to back: 500 finish within the target
-	// in one window with at most 10 in flight.
-	for range 50 {
+	// in each of 4 windows with at most 10 in flight.
+	for range 4 * 50 {
 		starts := acquire(t, l, min(10, l.Limit()))
 		c.advance(time.Millisecond)
 		for _, s := range starts {
@@ -388,6 +388,20 @@ func TestGoodputFloorRaisesTheLimit(t *testing.T) {
 	}
 	if l.Floor() < 450 || l.Limit() < l.Floor() {
 		t.Fatalf("got floor %d, L=%d, want a floor near 500 and L raised to it", l.Floor(), l.Limit())
+	}
+}
+
+// TestBurstyCompletionsDoNotSetTheFloor: a pipeline that completes its
+// writes in bursts (a slow broker acknowledging whole batches) sets the
+// floor from its pace over several windows, not from its best burst.
+func TestBurstyCompletionsDoNotSetTheFloor(t *testing.T) {
+	const target = 50 * time.Millisecond
+	l, c := newTest(t, Config{Target: target, Min: 4, Max: 4096})
+	for i := range 20 {
+		window(l, c, target, 800*(i%2), 0) // 800, then none, then 800, …
+	}
+	if f := l.Floor(); f != 400 {
+		t.Fatalf("got floor %d from windows of 0 and 800 completions, want their pace, 400 per window", f)
 	}
 }
 

@@ -225,15 +225,15 @@ func Wave(c *Client, op event.Op, post int64, users []int64, copies, conc int) *
 
 // Stats summarise results.
 type Stats struct {
-	N                       int
-	Acked, NoOp, Unknown    int
-	ByStatus                map[int]int
-	ByCode                  map[string]int
-	Errors                  int // transport errors
-	P50, P99, Max           time.Duration
-	AckedP50, AckedP99      time.Duration
-	RejectedP99, RejectedMx time.Duration // 503 answers
-	Span                    time.Duration // first send to last answer
+	N                                    int
+	Acked, NoOp, Unknown                 int
+	ByStatus                             map[int]int
+	ByCode                               map[string]int
+	Errors                               int // transport errors
+	P50, P99, Max                        time.Duration
+	AckedP50, AckedP99                   time.Duration
+	RejectedP50, RejectedP99, RejectedMx time.Duration // 503 answers
+	Span                                 time.Duration // first send to last answer
 }
 
 // Summarize returns the stats of the results for which keep returns true
@@ -277,7 +277,7 @@ func Summarize(results []Result, keep func(Result) bool) Stats {
 	}
 	s.P50, s.P99, s.Max = quantiles(all)
 	s.AckedP50, s.AckedP99, _ = quantiles(acked)
-	_, s.RejectedP99, s.RejectedMx = quantiles(rejected)
+	s.RejectedP50, s.RejectedP99, s.RejectedMx = quantiles(rejected)
 	s.Span = last.Sub(first)
 	return s
 }

@@ -549,6 +549,13 @@ func (b *Broker) Cut() error { return b.control("cut") }
 // Restore ends a Cut.
 func (b *Broker) Restore() error { return b.control("restore") }
 
+// Slow makes every produce request take perRecord per record it carries
+// (0: full speed again): the broker handles one request at a time, so its
+// throughput is capped at 1/perRecord records per second.
+func (b *Broker) Slow(perRecord time.Duration) error {
+	return b.control("slow?per_record=" + perRecord.String())
+}
+
 func (b *Broker) control(what string) error {
 	resp, err := http.Post("http://"+b.Control+"/"+what, "text/plain", nil)
 	if err != nil {

@@ -11,6 +11,11 @@
 //	               connections but never read from them (a black hole:
 //	               clients time out, as behind a dead network path)
 //	POST /restore  close the black-holed connections and serve again
+//	POST /slow?per_record=D
+//	               make every produce request take D per record it carries
+//	               before it is handled (D=0 restores full speed). The
+//	               broker handles one request at a time, so this caps its
+//	               throughput at 1/D records per second: a broker at capacity.
 //	GET  /healthz  200 "ok" (also while cut: the control port is not the broker)
 //
 // The log lives in memory and survives a cut (the broker process keeps
@@ -28,10 +33,12 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func main() {
@@ -63,6 +70,13 @@ func main() {
 		log.Fatalf("faultbroker: start kfake: %v", err)
 	}
 	defer c.Close()
+	var perRecord atomic.Int64 // ns of delay per produced record
+	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if d := perRecord.Load(); d > 0 {
+			time.Sleep(time.Duration(d * int64(producedRecords(req.(*kmsg.ProduceRequest)))))
+		}
+		return nil, nil, false // observed only: kfake handles it as usual
+	})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /cut", func(w http.ResponseWriter, _ *http.Request) {
@@ -72,6 +86,15 @@ func main() {
 	mux.HandleFunc("POST /restore", func(w http.ResponseWriter, _ *http.Request) {
 		n := sw.restore()
 		fmt.Fprintf(w, "restored: closed %d black-holed connections\n", n)
+	})
+	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("per_record"))
+		if err != nil || d < 0 {
+			http.Error(w, "per_record: want a duration ≥ 0", http.StatusBadRequest)
+			return
+		}
+		perRecord.Store(int64(d))
+		fmt.Fprintf(w, "slow: %v per produced record\n", d)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	ln, err := net.Listen("tcp", *control)
@@ -85,6 +108,29 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+}
+
+// producedRecords counts the records of a produce request from its record
+// batch headers (uncompressed even when the records are not).
+func producedRecords(req *kmsg.ProduceRequest) int {
+	n := 0
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			for b := p.Records; len(b) >= 61; {
+				var rb kmsg.RecordBatch
+				if err := rb.ReadFrom(b); err != nil {
+					break
+				}
+				n += int(rb.NumRecords)
+				next := 12 + int(rb.Length)
+				if next <= 0 || next > len(b) {
+					break
+				}
+				b = b[next:]
+			}
+		}
+	}
+	return n
 }
 
 // switchboard wraps the broker's listener so that its connections can be cut.
