@@ -11,7 +11,8 @@
 // (3), Config.Consumers `likes consume` in one group (2), a Kafka-protocol
 // broker (cmd/faultbroker: kfake in a process of its own, with a control
 // port that cuts it off the network and restores it, the log kept in
-// memory meanwhile), and a 3-master Redis Cluster (testenv.RedisCluster);
+// memory meanwhile, or slows its produce requests to cap its throughput),
+// and a 3-master Redis Cluster (testenv.RedisCluster);
 // and a fresh PostgreSQL database (testenv.Postgres) that the children reach
 // through a [TCPProxy], so "PostgreSQL is unreachable" is a cut of the
 // proxy, not of the machine's server. Every child gets its configuration
@@ -57,6 +58,6 @@
 //
 // Model, Client, Results and TCPProxy are safe for concurrent use. A Rig,
 // its Children and its Broker are driven from the test goroutine, except
-// Observe, Client, Child.Metric/Memory/Running/Kill and Broker.Cut/Restore,
+// Observe, Client, Child.Metric/Memory/Running/Kill and Broker.Cut/Restore/Slow,
 // which are safe to call from any goroutine.
 package faultrig
