@@ -110,13 +110,16 @@ func main() {
 	<-sig
 }
 
+// recordBatchHeader is the size of a Kafka record batch's header (magic 2).
+const recordBatchHeader = 61
+
 // producedRecords counts the records of a produce request from its record
 // batch headers (uncompressed even when the records are not).
 func producedRecords(req *kmsg.ProduceRequest) int {
 	n := 0
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			for b := p.Records; len(b) >= 61; {
+			for b := p.Records; len(b) >= recordBatchHeader; {
 				var rb kmsg.RecordBatch
 				if err := rb.ReadFrom(b); err != nil {
 					break
