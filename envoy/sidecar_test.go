@@ -103,8 +103,11 @@ func startRealSidecar(t *testing.T, rs realServers, set map[string]any) *realSid
 	v.Set("db.migrate", true)
 	v.Set("auth.jwt_secret", testSecret)
 	// 1,000 likes arrive at once on a shared 2-core machine, under -race:
-	// the test is about the transport, not about write latency.
+	// the test is about the transport, not about write latency. Admission
+	// control is off for the same reason: writes that slow would rightly be
+	// shed (it has its own tests, and the fault rig's overload scenarios).
 	v.Set("write.timeout", 10*time.Second)
+	v.Set("admission.max", 0)
 	v.Set("dedup.lookup_timeout", 5*time.Second)
 	v.Set("dedup.shared_timeout", 2*time.Second)
 	for k, val := range set {

@@ -68,8 +68,11 @@ func (r *rig) values(t *testing.T, set map[string]any) *config.Values {
 	v.Set("consume.publish_interval", 200*time.Millisecond)
 	// Correctness tests run on a shared, loaded machine under -race: generous
 	// deadlines keep a slow round trip from turning into a 503. Latency is
-	// measured by benchmarks, not here.
+	// measured by benchmarks, not here. Admission control is off for the same
+	// reason (its own tests and the fault rig's overload scenarios cover it):
+	// hundreds of writes at once that slow would rightly be shed.
 	v.Set("write.timeout", 3*time.Second)
+	v.Set("admission.max", 0)
 	v.Set("dedup.lookup_timeout", 3*time.Second)
 	v.Set("dedup.shared_timeout", time.Second)
 	for k, val := range set {
