@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +34,9 @@ import (
 // by MaxInflight workers, each with its own keep-alive connections, through
 // [Client.WriteRaw]: the load generator shares the cores with the sidecar
 // it overloads, and net/http's client would take about as much CPU as the
-// sidecar.
+// sidecar. With HonourRetryAfter a worker whose request got a 503 with
+// Retry-After takes no arrival for that long, as a well-behaved client
+// backs off; arrivals meanwhile go to other workers or are dropped.
 type Load struct {
 	Posts       []int64
 	FirstUser   int64
@@ -42,6 +46,8 @@ type Load struct {
 	UnlikeRatio float64
 	Open        bool
 	MaxInflight int
+	// HonourRetryAfter makes open-loop workers wait out a 503's Retry-After.
+	HonourRetryAfter bool
 	// Only, when not nil, restricts the sidecars used to these indexes.
 	Only []int
 	Seed uint64
@@ -167,8 +173,18 @@ func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results
 			conns := c.NewRawConns()
 			defer conns.Close()
 			ready.Done()
+			pause := time.NewTimer(0)
+			defer pause.Stop()
 			for a := range arrivals {
-				rs.add(c.WriteRaw(conns, a.target, event.Like, a.post, a.user))
+				res := c.WriteRaw(conns, a.target, event.Like, a.post, a.user)
+				rs.add(res)
+				if d := retryAfter(res); l.HonourRetryAfter && d > 0 {
+					pause.Reset(d)
+					select {
+					case <-ctx.Done():
+					case <-pause.C:
+					}
+				}
 			}
 		})
 	}
@@ -198,6 +214,19 @@ func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results
 			rs.dropped.Add(1)
 		}
 	}
+}
+
+// retryAfter is how long a 503 asks the client to wait (Retry-After in
+// seconds), 0 for any other answer or a header that is not a number.
+func retryAfter(r Result) time.Duration {
+	if r.Status != http.StatusServiceUnavailable {
+		return 0
+	}
+	secs, err := strconv.Atoi(r.RetryAfter)
+	if err != nil || secs < 0 {
+		return 0
+	}
+	return time.Duration(secs) * time.Second
 }
 
 // Wave sends op for every user on post through every sidecar at once,
