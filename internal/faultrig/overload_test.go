@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ const (
 // by admission control and its limit every 250 ms. Here the sidecar's own
 // CPU is the bottleneck. Bound: 90 s.
 func TestOverload(t *testing.T) {
-	r := Start(t, DefaultConfig())
+	r := Start(t, overloadConfig(t))
 	bounded(t, 90*time.Second)
 	overload(t, r, overloadRun{scenario: "overload", firstPost: 600, conns: overloadConns})
 }
@@ -56,7 +57,7 @@ const brokerPerRecord = 200 * time.Microsecond
 // lets in keep their latency. The broker is back at full speed before the
 // invariants are checked. Bound: 90 s.
 func TestOverloadBrokerBound(t *testing.T) {
-	r := Start(t, DefaultConfig())
+	r := Start(t, overloadConfig(t))
 	bounded(t, 90*time.Second)
 	if err := r.Broker.Slow(brokerPerRecord); err != nil {
 		t.Fatal(err)
@@ -81,9 +82,55 @@ const retryAfterConns = 4 * overloadConns
 // assertions as TestOverload; the memory bound holds at this many
 // connections too. Bound: 90 s.
 func TestOverloadRetryAfter(t *testing.T) {
-	r := Start(t, DefaultConfig())
+	r := Start(t, overloadConfig(t))
 	bounded(t, 90*time.Second)
 	overload(t, r, overloadRun{scenario: "overload-retry-after", firstPost: 900, conns: retryAfterConns, honourRetryAfter: true})
+}
+
+// The overload scenarios' knobs for measuring by hand (CI sets neither):
+// overloadConnsEnv replaces the scenario's client connections, and
+// overloadSidecarEnv adds sidecar settings, comma-separated key=value
+// pairs, e.g. LIKES_TEST_OVERLOAD_SIDECAR=admission.max=0 to run without
+// admission control.
+const (
+	overloadConnsEnv   = "LIKES_TEST_OVERLOAD_CONNS"
+	overloadSidecarEnv = "LIKES_TEST_OVERLOAD_SIDECAR"
+)
+
+// overloadConfig is the rig's default configuration plus the sidecar
+// settings of overloadSidecarEnv.
+func overloadConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	v := os.Getenv(overloadSidecarEnv)
+	if v == "" {
+		return cfg
+	}
+	cfg.SidecarSettings = map[string]string{}
+	for kv := range strings.SplitSeq(v, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("%s: want key=value pairs separated by commas, got %q", overloadSidecarEnv, kv)
+		}
+		cfg.SidecarSettings[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	t.Logf("%s: sidecar settings %v", overloadSidecarEnv, cfg.SidecarSettings)
+	return cfg
+}
+
+// connsFor returns conns, or the count in overloadConnsEnv when it is set.
+func connsFor(t *testing.T, conns int) int {
+	t.Helper()
+	v := os.Getenv(overloadConnsEnv)
+	if v == "" {
+		return conns
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s: want a positive number of connections, got %q", overloadConnsEnv, v)
+	}
+	t.Logf("%s: %d client connections instead of %d", overloadConnsEnv, n, conns)
+	return n
 }
 
 // overloadRun describes one run of scenario 6.
@@ -106,6 +153,7 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 	t.Helper()
 	const victim = 0
 	firstPost := o.firstPost
+	o.conns = connsFor(t, o.conns)
 	c := NewClient(r.Targets(), Secret, r.Model, 10*time.Second, o.conns)
 	t.Cleanup(c.Close)
 
