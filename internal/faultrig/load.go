@@ -173,17 +173,11 @@ func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results
 			conns := c.NewRawConns()
 			defer conns.Close()
 			ready.Done()
-			pause := time.NewTimer(0)
-			defer pause.Stop()
 			for a := range arrivals {
 				res := c.WriteRaw(conns, a.target, event.Like, a.post, a.user)
 				rs.add(res)
-				if d := retryAfter(res); l.HonourRetryAfter && d > 0 {
-					pause.Reset(d)
-					select {
-					case <-ctx.Done():
-					case <-pause.C:
-					}
+				if l.HonourRetryAfter {
+					backOff(ctx, retryAfter(res))
 				}
 			}
 		})
@@ -213,6 +207,19 @@ func (l Load) runOpen(ctx context.Context, c *Client, targets []int, rs *Results
 		default:
 			rs.dropped.Add(1)
 		}
+	}
+}
+
+// backOff waits d, or until ctx ends.
+func backOff(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

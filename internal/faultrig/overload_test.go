@@ -152,13 +152,12 @@ type overloadRun struct {
 func overload(t *testing.T, r *Rig, o overloadRun) {
 	t.Helper()
 	const victim = 0
-	firstPost := o.firstPost
 	o.conns = connsFor(t, o.conns)
 	c := NewClient(r.Targets(), Secret, r.Model, 10*time.Second, o.conns)
 	t.Cleanup(c.Close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	rs, err := Load{Posts: []int64{firstPost + 1, firstPost + 2}, FirstUser: 1_000_000, Users: 1_000_000, Workers: 32, Only: []int{victim}, Seed: 6}.Run(ctx, c)
+	rs, err := Load{Posts: []int64{o.firstPost + 1, o.firstPost + 2}, FirstUser: 1_000_000, Users: 1_000_000, Workers: 32, Only: []int{victim}, Seed: 6}.Run(ctx, c)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +173,7 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 	limits := sampleMetric(r.Sidecars[victim], "likes_admission_limit", 250*time.Millisecond)
 	histBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`)
 	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
-	rs, err = Load{Posts: []int64{firstPost + 3, firstPost + 4}, FirstUser: 10_000_000, Open: true, Rate: offered, MaxInflight: o.conns, HonourRetryAfter: o.honourRetryAfter, Only: []int{victim}, Seed: 66}.Run(ctx, c)
+	rs, err = Load{Posts: []int64{o.firstPost + 3, o.firstPost + 4}, FirstUser: 10_000_000, Open: true, Rate: offered, MaxInflight: o.conns, HonourRetryAfter: o.honourRetryAfter, Only: []int{victim}, Seed: 66}.Run(ctx, c)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
