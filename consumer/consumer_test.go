@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,12 +432,23 @@ func TestConfigValidate(t *testing.T) {
 // overflow it: the partition stops tracking, the fetcher keeps applying,
 // and once there is room it re-reads the log to rebuild the marks. No
 // tail increments are written, so only published bases can make the counts
-// right.
+// right. The consumer's clock stands still until the log is applied, so no
+// post can settle before the tracker overflows, however slowly batches are
+// applied on a loaded machine.
 func TestConsumeAtTheOpenPostBound(t *testing.T) {
 	e := newEnv(t, 1)
 	e.cfg.BatchMax = 50
 	e.cfg.OpenMax = 100
-	r := e.start("likes-db", nil)
+	frozen := time.Now()
+	var released atomic.Bool
+	r := e.start("likes-db", func(_ *Config, d *Deps) {
+		d.Now = func() time.Time {
+			if released.Load() {
+				return time.Now()
+			}
+			return frozen
+		}
+	})
 	rng := rand.New(rand.NewPCG(9, 9))
 	ctx := context.Background()
 	for range 10 {
@@ -459,6 +471,10 @@ func TestConsumeAtTheOpenPostBound(t *testing.T) {
 	if err := e.checkDatabase(); err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := r.c.tr.overflowFrom(0); !ok {
+		t.Fatal("caught up without overflowing the tracker, want partition 0 in overflow")
+	}
+	released.Store(true)
 	// At the bound, convergence is paced by the re-reads: each tracks at
 	// most consume.open_max posts and waits for the publisher to settle
 	// them (about two publish intervals, plus the watermark's lateness).
