@@ -55,9 +55,11 @@
 //     the mean, so set the target well below the latency promised to
 //     clients (write.timeout bounds it anyway).
 //   - Dropped: a request that a deeper layer refused as overloaded, or that
-//     ran out of time ([Dropped]), cuts L to L×9/10 at once, at most once per
-//     Config.Target, whatever the windows say: a dependency that stopped
-//     answering is a reason to let fewer writes wait on it.
+//     ran out of time ([Dropped]), cuts L to 9/10 of min(L, requests in
+//     flight) at once, at most once per Config.Target, whatever the
+//     windows say: a dependency that stopped answering is a reason to let
+//     fewer writes wait on it. From what is in flight, because L may still
+//     be far above it (Max at the start of a surge).
 //   - Goodput floor: L never goes below the largest mean X of 4
 //     consecutive windows among the last 32 (capped at Max), and at the end
 //     of each window L is raised to it. The mean over 4 windows, not one
@@ -264,7 +266,7 @@ func (l *Limiter) Release(start time.Time, o Outcome) {
 		l.rotate(t)
 	}
 	if o == Dropped {
-		l.cut(t)
+		l.cut(t, n)
 		return
 	}
 	l.winDone.Add(1)
@@ -277,14 +279,18 @@ func (l *Limiter) Release(start time.Time, o Outcome) {
 	}
 }
 
-// cut multiplies L by 9/10, not below Min or the goodput floor, unless it
-// was cut less than Target before t (ns since epoch).
-func (l *Limiter) cut(t int64) {
+// cut sets L to 9/10 of min(L, n), n being the requests in flight when a
+// request was dropped, not below Min or the goodput floor, unless L was cut
+// less than Target before t (ns since epoch). Cutting from what is in use,
+// not from L alone, makes the first drop count: with L still at Max (4,096)
+// and 1,024 in flight, cuts of L×9/10 would take 14 targets to refuse
+// anything, while every write waited on the dependency past write.timeout.
+func (l *Limiter) cut(t, n int64) {
 	last := l.lastCut.Load()
 	if t-last < l.target || !l.lastCut.CompareAndSwap(last, t) {
 		return // cut recently, or another request is cutting now
 	}
-	l.lower(func(lim int64) int64 { return lim * 9 / 10 })
+	l.lower(func(lim int64) int64 { return min(lim, n) * 9 / 10 })
 }
 
 // lower sets L to next(L), not below Min or the goodput floor and only if

@@ -230,20 +230,20 @@ func TestDroppedCutsAtMostOncePerTarget(t *testing.T) {
 	for _, s := range starts[:100] {
 		l.Release(s, Dropped)
 	}
-	if l.Limit() != 450 {
-		t.Fatalf("got L=%d after 100 drops at once, want 450 (one cut)", l.Limit())
+	if l.Limit() != 270 {
+		t.Fatalf("got L=%d after 100 drops at once with 300 in flight, want 270 (one cut)", l.Limit())
 	}
 	c.advance(target - time.Millisecond)
 	for _, s := range starts[100:200] {
 		l.Release(s, Dropped)
 	}
-	if l.Limit() != 450 {
-		t.Fatalf("got L=%d after drops within the target interval, want 450", l.Limit())
+	if l.Limit() != 270 {
+		t.Fatalf("got L=%d after drops within the target interval, want 270", l.Limit())
 	}
 	c.advance(time.Millisecond)
 	l.Release(starts[200], Dropped)
-	if l.Limit() != 405 {
-		t.Fatalf("got L=%d after a drop one target later, want 405", l.Limit())
+	if l.Limit() != 90 {
+		t.Fatalf("got L=%d after a drop one target later with 100 in flight, want 90", l.Limit())
 	}
 	for _, s := range starts[201:] {
 		l.Release(s, Ignore)
@@ -273,8 +273,23 @@ func TestDroppedCutsWhateverTheLatency(t *testing.T) {
 	s := acquire(t, l, 1)
 	c.advance(time.Microsecond)
 	l.Release(s[0], Dropped)
-	if l.Limit() != 90 {
-		t.Fatalf("got L=%d after a fast drop, want 90", l.Limit())
+	if l.Limit() != 1 {
+		t.Fatalf("got L=%d after a fast drop with 1 in flight, want 1 (Min)", l.Limit())
+	}
+}
+
+// TestDroppedCutsFromWhatIsInFlight: at the start of a surge L is still
+// Max, far above the requests in flight; the first drop must bring it
+// below them, not to Max×9/10.
+func TestDroppedCutsFromWhatIsInFlight(t *testing.T) {
+	l, _ := newTest(t, Config{Target: 100 * time.Millisecond, Min: 16, Max: 4096})
+	starts := acquire(t, l, 1024)
+	l.Release(starts[0], Dropped)
+	if want := 1024 * 9 / 10; l.Limit() != want {
+		t.Fatalf("got L=%d after a drop with 1,024 in flight at L=4,096, want %d", l.Limit(), want)
+	}
+	for _, s := range starts[1:] {
+		l.Release(s, Ignore)
 	}
 }
 

@@ -172,6 +172,7 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 	offered := 10 * capacity
 	limits := sampleMetric(r.Sidecars[victim], "likes_admission_limit", 250*time.Millisecond)
 	histBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`)
+	pubBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_kafka_publish_seconds_bucket", "")
 	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 	rs, err = Load{Posts: []int64{o.firstPost + 3, o.firstPost + 4}, FirstUser: 10_000_000, Open: true, Rate: offered, MaxInflight: o.conns, HonourRetryAfter: o.honourRetryAfter, Only: []int{victim}, Seed: 66}.Run(ctx, c)
 	cancel()
@@ -203,6 +204,10 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 	if histAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`); err == nil {
 		inP50, inP99 = histQuantile(histBefore, histAfter, 0.5), histQuantile(histBefore, histAfter, 0.99)
 		t.Logf("inside the sidecar (likes_http_request_seconds, every like answer, histogram bucket bounds): p50 ≤ %v, p99 ≤ %v", inP50, inP99)
+	}
+	if pubAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_kafka_publish_seconds_bucket", ""); err == nil {
+		t.Logf("log publishes (likes_kafka_publish_seconds, one per batch, histogram bucket bounds): p50 ≤ %v, p99 ≤ %v",
+			histQuantile(pubBefore, pubAfter, 0.5), histQuantile(pubBefore, pubAfter, 0.99))
 	}
 
 	if !r.Sidecars[victim].Running() {
