@@ -52,11 +52,16 @@
 // downgraded to "maybe", the database decides that post's likes — and the
 // post is not asked about again for a minute. A filter that lost its data is
 // thus never trusted again for a post with likes (until its keys expire and
-// the post has no likes), trading speed for correct 409s.
+// the post has no likes), trading speed for correct 409s. For trustHoldOff
+// (10 s) after its own last failure a sidecar trusts no post at all: the
+// other sidecars may still hold likes they accepted while Redis failed and
+// have not written yet (their breaker and add flushes take about 2 s), and
+// the database may not show them yet, so an empty count proves nothing.
 //
 // The windows in which a trusted filter can miss an accepted like are the
 // same kind as two sidecars accepting one pair at the same instant: a pair
-// queued after an error and not written yet, or accepted through a key that
+// queued after an error and not written yet by a sidecar cut off from Redis
+// for longer than the others' hold-off, or accepted through a key that
 // Redis lost while its like was still in flight to the database. They end
 // in a duplicate event that the consumer's unique key absorbs; the count
 // stays exact (package counts).

@@ -28,7 +28,8 @@ type Metrics struct {
 	SharedUnverified prometheus.Counter
 	// Verifications counts post verifications by result: trusted (the post
 	// had no likes, its filter is now trusted), has_likes (stays
-	// unverified), error.
+	// unverified), held (not asked: the shared filter failed less than 10 s
+	// before, see trustHoldOff), error.
 	Verifications *prometheus.CounterVec
 	// PendingAdds is the number of pairs waiting to be added to the shared
 	// filter (repairs after errors, likes accepted after a local maybe).
@@ -137,7 +138,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.decisions[layer][r] = m.Decisions.WithLabelValues(layerNames[layer], resultNames[r])
 		}
 	}
-	for _, r := range []string{"trusted", "has_likes", "error"} {
+	for _, r := range []string{"trusted", "has_likes", "held", "error"} {
 		m.Verifications.WithLabelValues(r)
 	}
 	if reg != nil {

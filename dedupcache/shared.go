@@ -109,6 +109,11 @@ const (
 	maintainEvery   = time.Second
 	maintainBackoff = time.Second
 	breakerOpen     = time.Second // fail fast for this long after a failed round trip
+	// trustHoldOff is how long after this sidecar's last shared-filter
+	// failure no post is trusted: other sidecars may still hold likes they
+	// accepted while Redis failed and have not written yet (their breaker
+	// and add flushes take about breakerOpen + maintainEvery).
+	trustHoldOff = 10 * time.Second
 )
 
 var (
@@ -135,11 +140,15 @@ type Shared struct {
 	// downUntil (unix nanos) is set when a round trip failed entirely:
 	// checks fail fast until then.
 	downUntil atomic.Int64
-	warn      *ratelog.Logger
-	ttlMS     string
-	bfCap     string
-	bfError   string
-	bfGrow    string
+	// lastFailed (unix nanos) is when a check or add last failed; no post
+	// is trusted for holdOff (trustHoldOff; tests shorten it) after it.
+	lastFailed atomic.Int64
+	holdOff    time.Duration
+	warn       *ratelog.Logger
+	ttlMS      string
+	bfCap      string
+	bfError    string
+	bfGrow     string
 
 	mu       sync.Mutex
 	adds     []Pair
@@ -191,6 +200,7 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 		bfCap:    strconv.Itoa(cfg.perShard()),
 		bfError:  strconv.FormatFloat(cfg.FPRate, 'g', -1, 64),
 		bfGrow:   strconv.Itoa(sharedGrowth),
+		holdOff:  trustHoldOff,
 		dirty:    map[int64]struct{}{},
 		verified: map[int64]time.Time{},
 		wake:     make(chan struct{}, 1),
@@ -316,6 +326,7 @@ func (s *Shared) signal() {
 
 // failed counts n failed answers and reports degraded mode.
 func (s *Shared) failed(n int, err error) {
+	s.lastFailed.Store(time.Now().UnixNano())
 	if m := s.deps.Metrics; m != nil {
 		m.SharedErrors.Add(float64(n))
 		m.SharedUp.Set(0)

@@ -228,6 +228,14 @@ func (s *Shared) verifyNow(ctx context.Context, posts []int64) map[int64]bool {
 	if len(ask) == 0 {
 		return nil
 	}
+	if now.UnixNano()-s.lastFailed.Load() < int64(s.holdOff) {
+		// Shortly after an outage another sidecar may hold likes of these
+		// posts that it accepted while it could not add them and has not
+		// written yet: an empty count in the database proves nothing. The
+		// posts stay unverified and are asked about once the hold-off ends.
+		s.countVerify("held", len(ask))
+		return nil
+	}
 	counts, err := s.deps.PostLikes(ctx, ask)
 	if err == nil && len(counts) != len(ask) {
 		err = fmt.Errorf("PostLikes returned %d counts for %d posts", len(counts), len(ask))

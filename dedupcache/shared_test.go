@@ -345,6 +345,47 @@ func TestSharedFilterDegradedMode(t *testing.T) {
 	}
 }
 
+// TestSharedFilterHoldsTrustAfterAnOutage: another sidecar may have
+// accepted likes of a new post while Redis was down and not have written
+// them yet, and the database may not show them yet either (the consumer
+// lags). So for a while after its own last failure a sidecar trusts no new
+// post, even one the database says has no likes.
+func TestSharedFilterHoldsTrustAfterAnOutage(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	pc := &postCounts{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	cfg := testSharedConfig()
+	cfg.Timeout = 300 * time.Millisecond
+	s := newTestShared(t, rdb, cfg, pc.postLikes, m)
+	const holdOff = 3 * time.Second
+	s.holdOff = holdOff
+	s.TestAndAdd(ctx, 1, 0)
+
+	srv.Kill()
+	if _, err := s.Test(ctx, 7, 1); err == nil {
+		t.Fatal("got no error with Redis down, want one")
+	}
+	failedAt := time.Now()
+	srv.Start(t)
+	var a Answer
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var err error
+		a, err = s.Test(ctx, 7, 1)
+		return err
+	})
+	if time.Since(failedAt) < holdOff && a != Unverified {
+		t.Fatalf("a new post with no likes in the database, right after an outage: got %v, want Unverified", a)
+	}
+	if n := metricValue(m.Verifications.WithLabelValues("held")); n < 1 {
+		t.Fatalf(`likes_dedup_shared_verifications_total{result="held"}: got %v, want at least 1`, n)
+	}
+	time.Sleep(time.Until(failedAt.Add(holdOff)))
+	waitTrusted(t, s, 7) // once the hold-off has passed, the post is verified
+}
+
 func TestSharedFilterOnRedisCluster(t *testing.T) {
 	c := testenv.RedisCluster(t)
 	rdb := c.Client(t)
