@@ -150,7 +150,7 @@ func TestWritesBeyondTheLimitAreRefusedBeforeAuthentication(t *testing.T) {
 }
 
 func TestDeepOverloadCutsTheLimitAndDrainingDoesNot(t *testing.T) {
-	lim, err := admission.New(admission.Config{Target: time.Second, Min: 1, Max: 100}, nil)
+	lim, err := admission.New(admission.Config{Target: time.Second, Min: 10, Max: 100}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,14 +161,15 @@ func TestDeepOverloadCutsTheLimitAndDrainingDoesNot(t *testing.T) {
 	if resp := <-done; resp.Status != 503 {
 		t.Fatalf("got %d, want 503", resp.Status)
 	}
-	if lim.Limit() != 90 {
-		t.Fatalf("got L=%d after the coalescer refused a write as overloaded, want 90", lim.Limit())
+	// 9/10 of the one write in flight, not below Min.
+	if lim.Limit() != 10 {
+		t.Fatalf("got L=%d after the coalescer refused a write as overloaded, want 10 (Min)", lim.Limit())
 	}
 	a.SetDraining(true)
 	if resp := do(a, "POST", "/posts/1/likes"); resp.Status != 503 || !strings.Contains(string(resp.Body), "shutting_down") {
 		t.Fatalf("draining: got %d %s, want 503 shutting_down", resp.Status, resp.Body)
 	}
-	if lim.InFlight() != 0 || lim.Limit() != 90 {
-		t.Fatalf("after a draining refusal: in flight %d, L=%d, want 0 and 90 (released, no sample)", lim.InFlight(), lim.Limit())
+	if lim.InFlight() != 0 || lim.Limit() != 10 {
+		t.Fatalf("after a draining refusal: in flight %d, L=%d, want 0 and 10 (released, no sample)", lim.InFlight(), lim.Limit())
 	}
 }
