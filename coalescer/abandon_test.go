@@ -24,15 +24,15 @@ func TestAbandonedEventsAreNotSent(t *testing.T) {
 		l, tl := &fakeLog{gate: gate}, &fakeTail{}
 		c := newTest(t, cfg, l, tl)
 		first := make(chan error, 1)
-		go func() { first <- c.Submit(context.Background(), event.Like, 1, 1) }() // holds the only publish slot
+		go func() { first <- c.Submit(context.Background(), event.Like, 1, 1, false) }() // holds the only publish slot
 		synctest.Wait()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		abandoned := make(chan error, 1)
-		go func() { abandoned <- c.Submit(ctx, event.Like, 2, 2) }()
+		go func() { abandoned <- c.Submit(ctx, event.Like, 2, 2, false) }()
 		waited := make(chan error, 1)
-		go func() { waited <- c.Submit(context.Background(), event.Like, 3, 3) }()
+		go func() { waited <- c.Submit(context.Background(), event.Like, 3, 3, false) }()
 		if err := <-abandoned; !errors.Is(err, ErrTimeout) {
 			t.Fatalf("got %v, want ErrTimeout", err)
 		}
@@ -66,17 +66,17 @@ func TestBatchOfAbandonedEventsIsNotSent(t *testing.T) {
 		gate := make(chan struct{})
 		l, tl := &fakeLog{gate: gate}, &fakeTail{}
 		c := newTest(t, cfg, l, tl)
-		go c.Submit(context.Background(), event.Like, 1, 1)
+		go c.Submit(context.Background(), event.Like, 1, 1, false)
 		synctest.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		for u := range int64(5) {
-			go c.Submit(ctx, event.Like, 2, u+1)
+			go c.Submit(ctx, event.Like, 2, u+1, false)
 		}
 		<-ctx.Done()
 		synctest.Wait()
 		close(gate)
-		if err := c.Submit(context.Background(), event.Like, 4, 1); err != nil {
+		if err := c.Submit(context.Background(), event.Like, 4, 1, false); err != nil {
 			t.Fatalf("a like after the dropped batch: got %v, want nil", err)
 		}
 		if got := l.sizes(); len(got) != 2 || got[0] != 1 || got[1] != 1 {

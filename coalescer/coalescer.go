@@ -132,8 +132,9 @@ func New(cfg Config, deps Deps) (*Coalescer, error) {
 // it (nil), the log failed (a wrapped publish error), ctx ended first
 // ([ErrTimeout]), too much is pending ([ErrOverloaded], at once), or the
 // coalescer is closed ([ErrClosed]). Only events for which Submit returns nil
-// are counted in Redis. Safe for concurrent use.
-func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64) error {
+// are counted in Redis. unfiltered is written into the event (see
+// event.Event.Unfiltered). Safe for concurrent use.
+func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64, unfiltered bool) error {
 	now := c.now()
 	c.mu.Lock()
 	if c.closed {
@@ -170,7 +171,8 @@ func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64) e
 		UserID:  user,
 		TS:      now.UnixMilli(),
 		Bucket:  counts.BucketOf(now, c.cfg.Counts.Bucket),
-		Sidecar: c.cfg.SidecarID,
+		Sidecar:    c.cfg.SidecarID,
+		Unfiltered: unfiltered,
 	})
 	st := b.state(i)
 	c.pending++

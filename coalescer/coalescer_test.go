@@ -96,7 +96,7 @@ func TestLoneLikeIsNotHeldForTheWindow(t *testing.T) {
 		l, tl := &fakeLog{}, &fakeTail{}
 		c := newTest(t, DefaultConfig(), l, tl)
 		start := time.Now()
-		if err := c.Submit(context.Background(), event.Like, 1, 1); err != nil {
+		if err := c.Submit(context.Background(), event.Like, 1, 1, false); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d != 0 {
@@ -107,6 +107,31 @@ func TestLoneLikeIsNotHeldForTheWindow(t *testing.T) {
 		}
 		if got := tl.total(1); got != 1 {
 			t.Fatalf("got tail %d, want 1", got)
+		}
+	})
+}
+
+// TestUnfilteredReachesTheEvent: Submit's unfiltered lands in the
+// published event, and only in that one.
+func TestUnfilteredReachesTheEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, tl := &fakeLog{}, &fakeTail{}
+		c := newTest(t, DefaultConfig(), l, tl)
+		for u, unfiltered := range []bool{false, true} {
+			if err := c.Submit(context.Background(), event.Like, 1, int64(u+1), unfiltered); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var got []bool
+		for _, b := range l.batches {
+			for _, e := range b {
+				got = append(got, e.Unfiltered)
+			}
+		}
+		if len(got) != 2 || got[0] || !got[1] {
+			t.Fatalf("published Unfiltered flags: got %v, want [false true]", got)
 		}
 	})
 }
@@ -122,7 +147,7 @@ func TestBatchesGrowUnderLoadButNotPastMaxBatch(t *testing.T) {
 		const n = 1001
 		for i := range n {
 			wg.Go(func() {
-				if err := c.Submit(context.Background(), event.Like, 7, int64(i+1)); err != nil {
+				if err := c.Submit(context.Background(), event.Like, 7, int64(i+1), false); err != nil {
 					t.Error(err)
 				}
 			})
@@ -164,11 +189,11 @@ func TestOverloadShedsAtOnce(t *testing.T) {
 		l, tl := &fakeLog{gate: gate}, &fakeTail{}
 		c := newTest(t, cfg, l, tl)
 		for i := range 10 {
-			go c.Submit(context.Background(), event.Like, 1, int64(i+1))
+			go c.Submit(context.Background(), event.Like, 1, int64(i+1), false)
 		}
 		synctest.Wait()
 		start := time.Now()
-		err := c.Submit(context.Background(), event.Like, 1, 99)
+		err := c.Submit(context.Background(), event.Like, 1, 99, false)
 		if !errors.Is(err, ErrOverloaded) {
 			t.Fatalf("got %v, want ErrOverloaded", err)
 		}
@@ -186,7 +211,7 @@ func TestTimedOutLikeIsNotCounted(t *testing.T) {
 		c := newTest(t, DefaultConfig(), l, tl)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		err := c.Submit(ctx, event.Like, 3, 1)
+		err := c.Submit(ctx, event.Like, 3, 1, false)
 		if !errors.Is(err, ErrTimeout) {
 			t.Fatalf("got %v, want ErrTimeout", err)
 		}
@@ -204,7 +229,7 @@ func TestFailedPublishIsReportedAndNotCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l, tl := &fakeLog{fail: errors.New("broker down")}, &fakeTail{}
 		c := newTest(t, DefaultConfig(), l, tl)
-		if err := c.Submit(context.Background(), event.Like, 4, 1); err == nil {
+		if err := c.Submit(context.Background(), event.Like, 4, 1, false); err == nil {
 			t.Fatal("got nil, want the publish error")
 		}
 		c.Close(context.Background())
@@ -229,7 +254,7 @@ func TestTailWritesAtMostOncePerPostBucketAndWindowAndRetries(t *testing.T) {
 				}
 				want += op.Delta()
 				wg.Go(func() {
-					if err := c.Submit(context.Background(), op, 5, int64(w*100+i+1)); err != nil {
+					if err := c.Submit(context.Background(), op, 5, int64(w*100+i+1), false); err != nil {
 						t.Error(err)
 					}
 				})
@@ -263,7 +288,7 @@ func TestSubmitAfterCloseFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTest(t, DefaultConfig(), &fakeLog{}, &fakeTail{})
 		c.Close(context.Background())
-		if err := c.Submit(context.Background(), event.Like, 1, 1); !errors.Is(err, ErrClosed) {
+		if err := c.Submit(context.Background(), event.Like, 1, 1, false); !errors.Is(err, ErrClosed) {
 			t.Fatalf("got %v, want ErrClosed", err)
 		}
 	})
@@ -288,7 +313,7 @@ func offer(t *testing.T, c *Coalescer, rate int, span time.Duration) time.Durati
 	for i := range int(span / every) {
 		wg.Go(func() {
 			start := time.Now()
-			if err := c.Submit(context.Background(), event.Like, 9, int64(i+1)); err != nil {
+			if err := c.Submit(context.Background(), event.Like, 9, int64(i+1), false); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()

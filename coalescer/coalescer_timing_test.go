@@ -22,7 +22,7 @@ func BenchmarkSubmit(b *testing.B) {
 	b.SetParallelism(64)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := c.Submit(context.Background(), event.Like, 42, user.Add(1)); err != nil {
+			if err := c.Submit(context.Background(), event.Like, 42, user.Add(1), false); err != nil {
 				b.Error(err)
 			}
 		}

@@ -143,6 +143,16 @@ type Deps struct {
 	Now func() time.Time
 	// Dialer connects to Kafka (TLS, SASL); nil means kafka-go's default.
 	Dialer *kafka.Dialer
+	// Filter, if set, is the sidecars' shared duplicate filter: the pair of
+	// every applied like marked unfiltered (event.Event.Unfiltered) is added
+	// to it once its batch committed. dedupcache.Shared is one.
+	Filter FilterAdder
+}
+
+// FilterAdder records (post, user) pairs in the shared duplicate filter
+// without blocking, writing them when the filter's Redis answers.
+type FilterAdder interface {
+	Add(post, user int64)
 }
 
 func (d Deps) validate() error {

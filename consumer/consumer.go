@@ -34,6 +34,7 @@ type Consumer struct {
 	tr     *tracker
 	limit  *rateLimiter
 	kick   chan struct{} // wakes the publisher after a commit; capacity 1
+	filter FilterAdder   // nil: unfiltered likes are not re-added
 
 	running atomic.Bool
 }
@@ -63,6 +64,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		tr:     newTracker(cfg.OpenMax),
 		limit:  newRateLimiter(5 * time.Second),
 		kick:   make(chan struct{}, 1),
+		filter: deps.Filter,
 	}
 	if c.now == nil {
 		c.now = time.Now

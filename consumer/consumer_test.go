@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/likes-sidecar/likes/counts"
+	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/event"
 	"github.com/likes-sidecar/likes/internal/testenv"
 )
@@ -535,4 +536,60 @@ func TestConsumeNewLog(t *testing.T) {
 			t.Fatalf("got %v events applied from the new log, want 1000", got)
 		}
 	})
+}
+
+// TestConsumeAddsUnfilteredLikesToTheSharedFilter: a like marked unfiltered
+// (its sidecar could not reach the shared filter) is added to the filter
+// once applied, so the other sidecars' trusted filter stops answering
+// "never liked" for it; unmarked likes and marked unlikes are not added.
+func TestConsumeAddsUnfilteredLikesToTheSharedFilter(t *testing.T) {
+	e := newEnv(t, 2)
+	cfg := dedupcache.DefaultSharedConfig()
+	cfg.Timeout = 2 * time.Second // shared, loaded test machines
+	noLikes := func(_ context.Context, posts []int64) ([]int64, error) { return make([]int64, len(posts)), nil }
+	f, err := dedupcache.NewShared(context.Background(), e.rdb, cfg, dedupcache.SharedDeps{PostLikes: noLikes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	const post = 4242
+	answer := func(user int64) dedupcache.Answer {
+		t.Helper()
+		a, err := f.Test(context.Background(), post, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// The post's filter becomes trusted: a fresh pair is "never added".
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if a := answer(999); a != dedupcache.NotSeen {
+			return fmt.Errorf("fresh pair: got answer %v, want NotSeen (trusted)", a)
+		}
+		return nil
+	})
+
+	r := e.start("likes-db", func(_ *Config, d *Deps) { d.Filter = f })
+	e.produce([]event.Event{
+		{Op: event.Like, PostID: post, UserID: 1, Sidecar: "t", Unfiltered: true},
+		{Op: event.Like, PostID: post, UserID: 2, Sidecar: "t"},
+		{Op: event.Like, PostID: post, UserID: 3, Sidecar: "t"},
+		{Op: event.Unlike, PostID: post, UserID: 3, Sidecar: "t", Unfiltered: true},
+	})
+	e.waitCaughtUp(r.c, time.Minute)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if a := answer(1); a != dedupcache.MaybeSeen {
+			return fmt.Errorf("unfiltered like of user 1: got answer %v, want MaybeSeen", a)
+		}
+		return nil
+	})
+	for _, u := range []int64{2, 3} {
+		if a := answer(u); a != dedupcache.NotSeen {
+			t.Errorf("user %d (like not marked, or a marked unlike): got answer %v, want NotSeen", u, a)
+		}
+	}
+	if got := r.metric("likes_consumer_filter_adds_total"); got != 1 {
+		t.Errorf("likes_consumer_filter_adds_total: got %v, want 1", got)
+	}
+	e.converge(false)
 }

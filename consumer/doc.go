@@ -98,6 +98,16 @@
 // log that has already grown past N cannot be told from the old one, so
 // `likes dev`, which knows its log is new, calls [ResetOffsets] at start.
 //
+// # Repairing the shared duplicate filter
+//
+// A sidecar cut off from Redis accepts likes that the sidecars' shared
+// duplicate filter does not hold, and marks their events unfiltered (see
+// package dedupcache). After each committed batch the consumer adds those
+// pairs to the filter (Deps.Filter), redelivered ones included (whoever
+// applied them may have died first; adding twice changes nothing), so the
+// other sidecars stop answering "never liked" for them within the consumer's
+// lag instead of when the cut-off sidecar reaches Redis again.
+//
 // # Rebalances
 //
 // [Run] uses kafka-go's ConsumerGroup and Generation API. Each generation
@@ -118,8 +128,11 @@
 // kafka-go Reader, its batch and its transaction; it shares with the others
 // only the tracker (open posts, per-partition settled offsets), whose mutex
 // is a leaf lock, and a wake-up channel of capacity 1 to the publisher,
-// sent to without blocking. The publisher alone talks to Redis and prunes;
-// a Redis or database outage delays publication, never the fetchers. At the
+// sent to without blocking. The publisher alone talks to Redis for counts
+// and prunes; a Redis or database outage delays publication, never the
+// fetchers. A fetcher hands the likes marked unfiltered to Deps.Filter,
+// whose Add queues without blocking (dedupcache.Shared writes them from
+// its own goroutine, when Redis answers). At the
 // bound consume.open_max (marks held), a partition stops tracking new
 // batches (overflow) but keeps applying them: its settled offset stops at
 // the first untracked batch, and whenever the tracker is at most half full

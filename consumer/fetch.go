@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/likes-sidecar/likes/event"
 	"github.com/likes-sidecar/likes/store"
 )
 
@@ -313,6 +314,7 @@ func (c *Consumer) afterCommit(b *batch, res applied, maxBucket int64) {
 		c.tr.add(b.Partition, b.From, b.End(), nil)
 		return
 	}
+	c.addUnfiltered(evs)
 	if !c.tr.add(b.Partition, b.From, b.End(), marks(evs, maxBucket)) {
 		if from, ok := c.tr.overflowFrom(b.Partition); ok {
 			c.logLimited("overflow", "open posts at consume.open_max: tracking paused; will re-read the log from the first untracked offset",
@@ -322,6 +324,27 @@ func (c *Consumer) afterCommit(b *batch, res applied, maxBucket int64) {
 	select {
 	case c.kick <- struct{}{}:
 	default:
+	}
+}
+
+// addUnfiltered adds the pairs of the likes marked unfiltered to the shared
+// duplicate filter (Deps.Filter). Their sidecar could not record them there
+// (cut off from Redis while the other sidecars were not), and until the
+// pairs are in it the other sidecars' filters answer "never liked" for
+// them: a second like accepted, an unlike refused. The sidecar writes them
+// itself once it reaches Redis again; this closes the window within the
+// consumer's lag when the consumer reaches Redis sooner. Redelivered events
+// count too (whoever applied them may have died before adding them): adding
+// a pair twice changes nothing.
+func (c *Consumer) addUnfiltered(evs []event.Event) {
+	if c.filter == nil {
+		return
+	}
+	for _, e := range evs {
+		if e.Unfiltered && e.Op == event.Like {
+			c.filter.Add(e.PostID, e.UserID)
+			c.m.filterAdds.Inc()
+		}
 	}
 }
 

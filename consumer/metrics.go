@@ -28,6 +28,7 @@ type metrics struct {
 	recovered    prometheus.Counter
 	pruned       prometheus.Counter
 	kafkaCommits prometheus.Counter
+	filterAdds   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -85,12 +86,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		kafkaCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "likes_consumer_kafka_commits_total", Help: "Settled offsets committed to the Kafka group.",
 		}),
+		filterAdds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "likes_consumer_filter_adds_total", Help: "Unfiltered likes (accepted while their sidecar could not reach the shared duplicate filter) added to the filter after they were applied.",
+		}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.events, m.redelivered, m.skipped, m.batchSize, m.txSeconds, m.txErrors,
-		m.lag, m.gaps, m.published, m.publishErrs, m.redisResets, m.openPosts, m.openMarks, m.recovered, m.pruned, m.kafkaCommits} {
+		m.lag, m.gaps, m.published, m.publishErrs, m.redisResets, m.openPosts, m.openMarks, m.recovered, m.pruned, m.kafkaCommits, m.filterAdds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -159,7 +159,17 @@ type Ticket struct {
 	key   pairKey
 	op    event.Op
 	prior pairState // state before Begin (stateNone when it came from the database)
+	// unfiltered: the like is let through but the shared filter could not
+	// record it; the pair is queued for it ([Shared.Add]).
+	unfiltered bool
 }
+
+// Unfiltered reports whether the like the ticket lets through is missing
+// from the shared filter: the filter failed and the pair is only queued
+// until Redis answers again. The caller marks the like's event (see
+// event.Event.Unfiltered) so that the consumer adds the pair too, which
+// closes the window sooner when only this sidecar is cut off from Redis.
+func (t Ticket) Unfiltered() bool { return t.unfiltered }
 
 // Begin decides whether op on (post, user) may proceed and, if so, reserves
 // the pair: until Finish, other requests for the pair wait. It returns
@@ -211,10 +221,11 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 			case dup:
 				return Ticket{}, ErrNotLiked
 			}
+			t := Ticket{key: k, op: op, prior: e.state}
 			if op == event.Like {
-				c.addShared(ctx, k)
+				t.unfiltered = !c.addShared(ctx, k)
 			}
-			return Ticket{key: k, op: op, prior: e.state}, nil
+			return t, nil
 		}
 		s.m[k] = entry{state: statePending}
 		mu.Unlock()
@@ -279,12 +290,15 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 		// sidecar knew the pair: add it now (a round trip only for local
 		// false positives and re-likes). After a failure, queue it for
 		// when Redis answers again.
+		t := Ticket{key: k, op: op, prior: st}
 		switch {
 		case fv.sharedFailed:
 			c.deps.Filter.Add(k.post, k.user)
+			t.unfiltered = true
 		case !fv.sharedAdded:
-			c.addShared(ctx, k)
+			t.unfiltered = !c.addShared(ctx, k)
 		}
+		return t, nil
 	}
 	return Ticket{key: k, op: op, prior: st}, nil
 }
@@ -298,15 +312,18 @@ type filterVerdict struct {
 }
 
 // addShared adds an accepted like to the shared filter, or queues it when
-// the filter fails.
-func (c *Checker) addShared(ctx context.Context, k pairKey) {
+// the filter fails. It reports whether the filter holds the pair now (true
+// when there is no shared filter).
+func (c *Checker) addShared(ctx context.Context, k pairKey) bool {
 	f := c.deps.Filter
 	if f == nil {
-		return
+		return true
 	}
 	if _, err := f.TestAndAdd(ctx, k.post, k.user); err != nil {
 		f.Add(k.post, k.user)
+		return false
 	}
+	return true
 }
 
 // filters asks the fast layers. done means they decided: t and err are the

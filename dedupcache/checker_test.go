@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -273,5 +274,93 @@ func TestOwnDecisionWinsOverADatabaseOnlyAnswer(t *testing.T) {
 	mu.Unlock()
 	if _, err := c.Begin(ctx, event.Like, 1, 2); err != nil {
 		t.Fatalf("like after another sidecar's unlike: got %v, want nil", err)
+	}
+}
+
+// toggleFilter is a hand-written shared filter that fails while down is
+// set and otherwise answers from a set (NotSeen for pairs never added).
+type toggleFilter struct {
+	mu     sync.Mutex
+	added  map[Pair]bool
+	queued []Pair
+	down   atomic.Bool
+}
+
+func (f *toggleFilter) TestAndAdd(_ context.Context, post, user int64) (Answer, error) {
+	if f.down.Load() {
+		return 0, errors.New("redis: connection refused")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := Pair{post, user}
+	if f.added[p] {
+		return MaybeSeen, nil
+	}
+	f.added[p] = true
+	return NotSeen, nil
+}
+
+func (f *toggleFilter) Test(_ context.Context, post, user int64) (Answer, error) {
+	if f.down.Load() {
+		return 0, errors.New("redis: connection refused")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.added[Pair{post, user}] {
+		return MaybeSeen, nil
+	}
+	return NotSeen, nil
+}
+
+func (f *toggleFilter) Add(post, user int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queued = append(f.queued, Pair{post, user})
+}
+
+// TestTicketSaysWhenTheSharedFilterMissedTheLike: a like accepted while the
+// shared filter fails is queued for it and its ticket says Unfiltered, on
+// every path that accepts a like (fresh, after a local "maybe", re-liked
+// after an unlike this sidecar decided); with the filter up, no ticket does,
+// and an unlike never does.
+func TestTicketSaysWhenTheSharedFilterMissedTheLike(t *testing.T) {
+	db := &fakeDB{rows: map[Pair]bool{}}
+	f := &toggleFilter{added: map[Pair]bool{}}
+	local, err := NewLocal(DefaultLocalConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(DefaultConfig(), Deps{Lookup: db.lookup, Filter: f, Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(op event.Op, post, user int64, wantUnfiltered bool) {
+		t.Helper()
+		tk, err := c.Begin(context.Background(), op, post, user)
+		if err != nil {
+			t.Fatalf("%v of (%d, %d): %v", op, post, user, err)
+		}
+		if tk.Unfiltered() != wantUnfiltered {
+			t.Errorf("%v of (%d, %d) with the filter down=%v: got Unfiltered %v, want %v", op, post, user, f.down.Load(), tk.Unfiltered(), wantUnfiltered)
+		}
+		c.Finish(tk, true)
+		db.mu.Lock()
+		db.rows[Pair{post, user}] = op == event.Like
+		db.mu.Unlock()
+	}
+	step(event.Like, 1, 1, false) // filter up: added
+	step(event.Unlike, 1, 1, false)
+	f.down.Store(true)
+	step(event.Like, 1, 1, true)    // re-like decided by the recent set
+	step(event.Like, 1, 2, true)    // fresh: the filter fails, the database decides
+	step(event.Unlike, 1, 2, false) // unlikes add nothing
+	local.TestAndAdd(1, 3)          // a local "maybe": the shared filter is not asked first
+	step(event.Like, 1, 3, true)
+	f.down.Store(false)
+	step(event.Like, 1, 4, false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := []Pair{{1, 1}, {1, 2}, {1, 3}}; !slices.Equal(f.queued, want) {
+		t.Errorf("queued for the filter: got %v, want %v", f.queued, want)
 	}
 }

@@ -58,18 +58,22 @@
 // have not written yet (their breaker and add flushes take about 2 s), and
 // the database may not show them yet, so an empty count proves nothing.
 //
-// Windows remain in which a trusted filter misses an accepted like: a pair
-// queued after an error and not written yet by a sidecar cut off from Redis
-// while the others still reach it (they have no failure of their own, so no
-// hold-off, for any post), or accepted through a key that Redis lost while
-// its like was still in flight to the database. A like of that pair through
-// another sidecar is then accepted again, the same kind of duplicate as two
-// sidecars accepting one pair at the same instant: the consumer's unique key
-// absorbs it and the count stays exact (package counts). An unlike of it
-// through another sidecar is answered 404 not_liked with no lookup, as the
-// fast path for unlikes requires: that unlike is lost, and the like stays
-// counted until the user unlikes again. The window closes when the cut-off
-// sidecar writes its queued pairs, about 2 s after it reaches Redis again.
+// Windows remain in which a trusted filter misses an accepted like. One: a
+// sidecar cut off from Redis while the others still reach it (they have no
+// failure of their own, so no hold-off, for any post). It queues the likes
+// it accepts and writes them about 2 s after it reaches Redis again; their
+// tickets say [Ticket.Unfiltered], the sidecar marks their events
+// (event.Event.Unfiltered), and the consumer adds those pairs to the filter
+// once it applied them, so the window lasts the consumer's lag when the
+// consumer reaches Redis, the cut-off time when it does not. Two: a like
+// accepted through a key that Redis lost while the like was still in flight
+// to the database. In either window a like of that pair through another
+// sidecar is accepted again, the same kind of duplicate as two sidecars
+// accepting one pair at the same instant: the consumer's unique key absorbs
+// it and the count stays exact (package counts). An unlike of it through
+// another sidecar is answered 404 not_liked with no lookup, as the fast path
+// for unlikes requires: that unlike is lost, and the like stays counted
+// until the user unlikes again.
 //
 // # Shared filter layout
 //

@@ -75,7 +75,7 @@ type fakeWriter struct {
 	acked map[int64]int64
 }
 
-func (w *fakeWriter) Submit(_ context.Context, op event.Op, post, _ int64) error {
+func (w *fakeWriter) Submit(_ context.Context, op event.Op, post, _ int64, _ bool) error {
 	if post == failPost {
 		return coalescer.ErrOverloaded
 	}

@@ -17,6 +17,13 @@
 //	bucket   counter bucket the sidecar's speculative INCRBY for this event went to
 //	         (Unix seconds divided by the bucket width; see package counts).
 //	sidecar  id of the sidecar that accepted the request.
+//	unfiltered  optional, true only on a like the sidecar accepted while the shared
+//	         duplicate filter could not record it (Redis unreachable from that
+//	         sidecar); absent otherwise. The consumer adds such a pair to the shared
+//	         filter once it is in the database, so that the other sidecars' filters
+//	         stop answering "never liked" for it within the consumer's lag rather
+//	         than when the sidecar reaches Redis again (see package dedupcache).
+//	         Readers that do not know the field ignore it.
 //
 // The record key is the post id in decimal, so every event of one post lands in
 // one partition, in order: one consumer owns each post at a time.
@@ -75,6 +82,9 @@ type Event struct {
 	TS      int64 // accept time, Unix milliseconds
 	Bucket  int64 // counter bucket of the speculative count (see package counts)
 	Sidecar string
+	// Unfiltered marks a like accepted while the shared duplicate filter
+	// could not record it (wire field "unfiltered").
+	Unfiltered bool
 }
 
 // Errors returned by [Decode]. They are wrapped with detail; test with errors.Is.
@@ -112,19 +122,22 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendInt(dst, e.Bucket, 10)
 	dst = append(dst, `,"sidecar":"`...)
 	dst = append(dst, e.Sidecar...)
-	dst = append(dst, `"}`...)
-	return dst
+	if e.Unfiltered {
+		return append(dst, `","unfiltered":true}`...)
+	}
+	return append(dst, `"}`...)
 }
 
 type wire struct {
-	V       *int   `json:"v"`
-	ID      string `json:"id"`
-	Op      string `json:"op"`
-	Post    *int64 `json:"post"`
-	User    *int64 `json:"user"`
-	TS      int64  `json:"ts"`
-	Bucket  *int64 `json:"bucket"`
-	Sidecar string `json:"sidecar"`
+	V          *int   `json:"v"`
+	ID         string `json:"id"`
+	Op         string `json:"op"`
+	Post       *int64 `json:"post"`
+	User       *int64 `json:"user"`
+	TS         int64  `json:"ts"`
+	Bucket     *int64 `json:"bucket"`
+	Sidecar    string `json:"sidecar"`
+	Unfiltered bool   `json:"unfiltered"`
 }
 
 // Decode parses one record value. It returns [ErrVersion] for an event of
@@ -168,6 +181,6 @@ func decodeJSON(b []byte) (Event, error) {
 	if w.Bucket == nil || *w.Bucket < 0 {
 		return Event{}, fmt.Errorf("%w: bucket must be a non-negative integer", ErrMalformed)
 	}
-	e.ID, e.PostID, e.UserID, e.TS, e.Bucket, e.Sidecar = w.ID, *w.Post, *w.User, w.TS, *w.Bucket, w.Sidecar
+	e.ID, e.PostID, e.UserID, e.TS, e.Bucket, e.Sidecar, e.Unfiltered = w.ID, *w.Post, *w.User, w.TS, *w.Bucket, w.Sidecar, w.Unfiltered
 	return e, nil
 }

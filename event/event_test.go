@@ -6,13 +6,41 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	in := Event{ID: "s1-7", Op: Unlike, PostID: 42, UserID: 1<<63 - 1, TS: 1764230400123, Bucket: 1764230400, Sidecar: "s1"}
-	out, err := Decode(AppendJSON(nil, &in))
-	if err != nil {
-		t.Fatalf("decode: %v", err)
+	for _, in := range []Event{
+		{ID: "s1-7", Op: Unlike, PostID: 42, UserID: 1<<63 - 1, TS: 1764230400123, Bucket: 1764230400, Sidecar: "s1"},
+		{ID: "s1-8", Op: Like, PostID: 42, UserID: 7, TS: 1764230400124, Bucket: 1764230400, Sidecar: "s1", Unfiltered: true},
+	} {
+		raw := AppendJSON(nil, &in)
+		out, err := Decode(raw)
+		if err != nil {
+			t.Fatalf("decode %s: %v", raw, err)
+		}
+		if out != in {
+			t.Fatalf("got %+v, want %+v", out, in)
+		}
 	}
-	if out != in {
-		t.Fatalf("got %+v, want %+v", out, in)
+}
+
+// TestUnfilteredIsOptional: the field is written only when set, and an
+// event without it (as every earlier sidecar wrote) decodes with it false.
+func TestUnfilteredIsOptional(t *testing.T) {
+	e := Event{ID: "s1-7", Op: Like, PostID: 42, UserID: 891, TS: 1, Bucket: 1, Sidecar: "s1"}
+	if got, want := string(AppendJSON(nil, &e)), `{"v":1,"id":"s1-7","op":"like","post":42,"user":891,"ts":1,"bucket":1,"sidecar":"s1"}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	e.Unfiltered = true
+	if got, want := string(AppendJSON(nil, &e)), `{"v":1,"id":"s1-7","op":"like","post":42,"user":891,"ts":1,"bucket":1,"sidecar":"s1","unfiltered":true}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	for raw, want := range map[string]bool{
+		`{"v":1,"op":"like","post":1,"user":2,"bucket":0}`:                    false,
+		`{"v":1,"op":"like","post":1,"user":2,"bucket":0,"unfiltered":false}`: false,
+		`{"unfiltered":true,"v":1,"op":"like","post":1,"user":2,"bucket":0}`:  true,
+	} {
+		got, err := Decode([]byte(raw))
+		if err != nil || got.Unfiltered != want {
+			t.Errorf("Decode(%s): got Unfiltered %v (%v), want %v", raw, got.Unfiltered, err, want)
+		}
 	}
 }
 
@@ -52,6 +80,7 @@ func TestAppendJSONDoesNotAllocate(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"s1-42","op":"like","post":42,"user":891,"ts":1764230400123,"bucket":1764230400,"sidecar":"s1"}`))
 	f.Add([]byte(`{"v":1,"op":"unlike","post":1,"user":2,"bucket":0}`))
+	f.Add([]byte(`{"v":1,"id":"s1-43","op":"like","post":42,"user":7,"ts":1764230400124,"bucket":1764230400,"sidecar":"s1","unfiltered":true}`))
 	f.Add([]byte(`{"v":2}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -80,6 +109,8 @@ func FuzzFastDecodeAgrees(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"s1-42","op":"like","post":42,"user":891,"ts":1764230400123,"bucket":1764230400,"sidecar":"s1"}`))
 	f.Add([]byte(`{"v":1,"id":"a","op":"unlike","post":1,"user":2,"ts":-1,"bucket":0,"sidecar":""}`))
 	f.Add([]byte(`{"v":1,"id":"a","op":"like","post":01,"user":2,"ts":1,"bucket":0,"sidecar":""}`))
+	f.Add([]byte(`{"v":1,"id":"a","op":"like","post":1,"user":2,"ts":1,"bucket":0,"sidecar":"","unfiltered":true}`))
+	f.Add([]byte(`{"v":1,"id":"a","op":"like","post":1,"user":2,"ts":1,"bucket":0,"sidecar":"","unfiltered":true,"unfiltered":false}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fast, ok := decodeCanonical(b)
 		if !ok {
@@ -93,9 +124,13 @@ func FuzzFastDecodeAgrees(f *testing.F) {
 }
 
 func TestCanonicalEventsTakeTheFastPath(t *testing.T) {
-	e := Event{Seq: 9, Op: Unlike, PostID: 1, UserID: 2, TS: 3, Bucket: 4, Sidecar: "s"}
-	if _, ok := decodeCanonical(AppendJSON(nil, &e)); !ok {
-		t.Fatal("got the general decoder for a canonical event, want the fast path")
+	for _, e := range []Event{
+		{Seq: 9, Op: Unlike, PostID: 1, UserID: 2, TS: 3, Bucket: 4, Sidecar: "s"},
+		{Seq: 10, Op: Like, PostID: 1, UserID: 2, TS: 3, Bucket: 4, Sidecar: "s", Unfiltered: true},
+	} {
+		if got, ok := decodeCanonical(AppendJSON(nil, &e)); !ok || got.Unfiltered != e.Unfiltered {
+			t.Fatalf("event %+v: got %+v, fast path %v, want the fast path with the same Unfiltered", e, got, ok)
+		}
 	}
 }
 

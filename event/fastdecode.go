@@ -81,7 +81,11 @@ func decodeCanonical(b []byte) (e Event, ok bool) {
 	if e.Bucket, ok2 = num(); !ok2 || e.Bucket < 0 || !lit(`,"sidecar":"`) {
 		return Event{}, false
 	}
-	if e.Sidecar, ok2 = str(); !ok2 || !lit(`}`) || len(p) != 0 {
+	if e.Sidecar, ok2 = str(); !ok2 {
+		return Event{}, false
+	}
+	e.Unfiltered = lit(`,"unfiltered":true`)
+	if !lit(`}`) || len(p) != 0 {
 		return Event{}, false
 	}
 	return e, true

@@ -41,7 +41,7 @@ type gateWriter struct {
 	writes atomic.Int64
 }
 
-func (w *gateWriter) Submit(ctx context.Context, _ event.Op, _, _ int64) error {
+func (w *gateWriter) Submit(ctx context.Context, _ event.Op, _, _ int64, _ bool) error {
 	select {
 	case err := <-w.gate:
 		if err == nil {

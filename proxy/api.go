@@ -80,7 +80,9 @@ type Deduper interface {
 // Writer publishes accepted events and knows this sidecar's unwritten
 // counter deltas. coalescer.Coalescer is one.
 type Writer interface {
-	Submit(ctx context.Context, op event.Op, post, user int64) error
+	// Submit publishes op on (post, user); unfiltered marks a like that
+	// the shared duplicate filter could not record (dedupcache.Ticket).
+	Submit(ctx context.Context, op event.Op, post, user int64, unfiltered bool) error
 	Totals(post int64) (acked, flushed int64)
 }
 
@@ -269,7 +271,7 @@ func (a *API) write(ctx context.Context, op event.Op, post, user int64) error {
 	if err != nil {
 		return err
 	}
-	err = a.deps.Writer.Submit(ctx, op, post, user)
+	err = a.deps.Writer.Submit(ctx, op, post, user, tk.Unfiltered())
 	a.deps.Dedup.Finish(tk, err == nil)
 	return err
 }

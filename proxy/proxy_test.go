@@ -57,11 +57,15 @@ func (f *fakeDedup) Finish(dedupcache.Ticket, bool) {}
 type fakeWriter struct {
 	fail          error
 	acked, writes atomic.Int64
+	unfiltered    atomic.Int64 // writes submitted as unfiltered
 }
 
-func (f *fakeWriter) Submit(_ context.Context, op event.Op, _, _ int64) error {
+func (f *fakeWriter) Submit(_ context.Context, op event.Op, _, _ int64, unfiltered bool) error {
 	if f.fail != nil {
 		return f.fail
+	}
+	if unfiltered {
+		f.unfiltered.Add(1)
 	}
 	f.writes.Add(1)
 	f.acked.Add(op.Delta())
@@ -313,5 +317,49 @@ func TestCountServesStaleWhileRevalidating(t *testing.T) {
 	c.release <- struct{}{}
 	if n := <-done; n != 30 {
 		t.Fatalf("got %d, want 30", n)
+	}
+}
+
+// downFilter is a shared duplicate filter whose Redis is unreachable.
+type downFilter struct{ queued atomic.Int64 }
+
+func (*downFilter) TestAndAdd(context.Context, int64, int64) (dedupcache.Answer, error) {
+	return 0, errors.New("redis: connection refused")
+}
+
+func (*downFilter) Test(context.Context, int64, int64) (dedupcache.Answer, error) {
+	return 0, errors.New("redis: connection refused")
+}
+
+func (f *downFilter) Add(int64, int64) { f.queued.Add(1) }
+
+// TestLikeTheSharedFilterMissedIsPublishedUnfiltered: with the shared
+// filter down, an accepted like reaches the log marked unfiltered (so the
+// consumer adds it to the filter); an unlike is not marked.
+func TestLikeTheSharedFilterMissedIsPublishedUnfiltered(t *testing.T) {
+	f := &downFilter{}
+	dd, err := dedupcache.New(dedupcache.DefaultConfig(), dedupcache.Deps{
+		Lookup: func(_ context.Context, ps []dedupcache.Pair) ([]bool, error) { return make([]bool, len(ps)), nil },
+		Filter: f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &fakeWriter{}
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: dd, Writer: w, Counts: &fakeCounts{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := do(a, "POST", "/posts/5/likes", "Bearer u7"); r.Status != 200 {
+		t.Fatalf("like: got %d %s", r.Status, r.Body)
+	}
+	if got := w.unfiltered.Load(); got != 1 || f.queued.Load() != 1 {
+		t.Fatalf("like with the filter down: got %d unfiltered writes and %d queued adds, want 1 and 1", got, f.queued.Load())
+	}
+	if r := do(a, "DELETE", "/posts/5/likes", "Bearer u7"); r.Status != 200 {
+		t.Fatalf("unlike: got %d %s", r.Status, r.Body)
+	}
+	if got := w.unfiltered.Load(); got != 1 {
+		t.Fatalf("after the unlike: got %d unfiltered writes, want still 1", got)
 	}
 }

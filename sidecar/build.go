@@ -135,6 +135,19 @@ func DedupFilterConfigs(v *config.Values) (dedupcache.LocalConfig, dedupcache.Sh
 	return lc, sc, sc.Validate()
 }
 
+// ConsumerFilter returns the shared duplicate filter as `likes consume`
+// uses it (consumer.Deps.Filter): to add the likes a sidecar accepted while
+// it could not reach the filter. It reads the same dedup.* keys as the
+// sidecars, so that it writes the same keys and bit positions. It returns
+// nil when dedup.shared_mode is off. The caller closes it.
+func ConsumerFilter(ctx context.Context, v *config.Values, rdb redis.UniversalClient, db *store.DB, log *zap.Logger) (*dedupcache.Shared, error) {
+	_, sc, err := DedupFilterConfigs(v)
+	if err != nil {
+		return nil, err
+	}
+	return dedupcache.NewShared(ctx, rdb, sc, dedupcache.SharedDeps{PostLikes: postLikes(db), Logger: log})
+}
+
 // postLikes counts each post's likes in the database (the like_counts row:
 // Bases with an infinite watermark subtracts no per-bucket effect), for the
 // shared filter's verification of new posts.

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/likes-sidecar/likes/config"
 	"github.com/likes-sidecar/likes/consumer"
+	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/event"
 	"github.com/likes-sidecar/likes/internal/apitest"
 	"github.com/likes-sidecar/likes/internal/testenv"
@@ -81,8 +83,19 @@ func (r *rig) values(t *testing.T, set map[string]any) *config.Values {
 	return v
 }
 
-// startSidecar builds and serves a sidecar; it is drained at cleanup.
+// startSidecar builds and serves a sidecar; it is drained at cleanup, and
+// the drain must succeed.
 func (r *rig) startSidecar(t *testing.T, set map[string]any) (*apitest.Client, *Parts) {
+	t.Helper()
+	return r.serveSidecar(t, set, func(err error) {
+		if err != nil {
+			t.Errorf("drain: %v", err)
+		}
+	})
+}
+
+// serveSidecar is startSidecar with drained receiving the drain's result.
+func (r *rig) serveSidecar(t *testing.T, set map[string]any, drained func(error)) (*apitest.Client, *Parts) {
 	t.Helper()
 	v := r.values(t, set)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
@@ -99,9 +112,7 @@ func (r *rig) startSidecar(t *testing.T, set map[string]any) (*apitest.Client, *
 	go func() { done <- p.Serve(ctx, ln, nil, nil, nil) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("drain: %v", err)
-		}
+		drained(<-done)
 	})
 	c := &apitest.Client{Base: "http://" + ln.Addr().String(), Secret: testSecret, HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}}
 	return c, p
@@ -121,14 +132,88 @@ func (r *rig) startConsumer(t *testing.T) {
 	cfg := consumer.DefaultConfig()
 	cfg.Brokers, cfg.Counts = r.kafka.Addrs, CountsConfig(v)
 	cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.PublishInterval = 6*time.Second, 2*time.Second, 200*time.Millisecond
-	c, err := consumer.New(cfg, consumer.Deps{Store: db, Redis: r.rdb, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))})
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	filter, err := ConsumerFilter(context.Background(), v, r.rdb, db, log) // as likes consume does
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := consumer.Deps{Store: db, Redis: r.rdb, Logger: log}
+	if filter != nil {
+		deps.Filter = filter
+	}
+	c, err := consumer.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; db.Close() })
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if filter != nil {
+			filter.Close()
+		}
+		db.Close()
+	})
+}
+
+// TestSidecarCutOffFromRedisAlone: one sidecar cannot reach Redis while
+// another and the consumer can. A like it accepts is missing from the
+// shared filter, which the other sidecar trusts for the post; the consumer
+// adds it once applied, so the other sidecar then takes the user's unlike
+// (200), where it would otherwise answer 404 not_liked until the cut-off
+// sidecar reached Redis again (here: never).
+func TestSidecarCutOffFromRedisAlone(t *testing.T) {
+	r := newRig(t, false)
+	b, bp := r.startSidecar(t, nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // connections to it are refused
+	a, _ := r.serveSidecar(t, map[string]any{"redis.addrs": []string{deadAddr}, "shutdown.timeout": 2 * time.Second}, func(err error) {
+		// Its counter deltas never reach Redis; the drain says so (the
+		// consumer counts them anyway).
+		if err == nil || !strings.Contains(err.Error(), "not written to redis") {
+			t.Errorf("drain of the cut-off sidecar: got %v, want the unwritten counter deltas reported", err)
+		}
+	})
+	r.startConsumer(t)
+	if bp.DedupFilter == nil {
+		t.Fatal("sidecar B has no shared filter")
+	}
+	const post = 7070
+	probe := int64(1_000_000)
+	testenv.Eventually(t, 10*time.Second, func() error { // B trusts the post's filter
+		probe++
+		ans, err := bp.DedupFilter.Test(context.Background(), post, probe)
+		if err != nil {
+			return err
+		}
+		if ans != dedupcache.NotSeen {
+			return fmt.Errorf("fresh pair on post %d: got %v, want NotSeen (trusted)", post, ans)
+		}
+		return nil
+	})
+	if res := a.Like(t, post, 2); res.Status != http.StatusOK {
+		t.Fatalf("like through the cut-off sidecar: got %d %s, want 200", res.Status, res.Raw)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		ans, err := bp.DedupFilter.Test(context.Background(), post, 2)
+		if err != nil {
+			return err
+		}
+		if ans == dedupcache.NotSeen {
+			return errors.New("sidecar B's filter still answers never liked for the like accepted through A")
+		}
+		return nil
+	})
+	if res := b.Unlike(t, post, 2); res.Status != http.StatusOK {
+		t.Fatalf("unlike through the other sidecar: got %d %s, want 200", res.Status, res.Raw)
+	}
+	b.WaitCount(t, post, 0, 30*time.Second)
 }
 
 func TestAPIContractSingleRedis(t *testing.T) {

@@ -99,7 +99,16 @@ func runConsumer(ctx context.Context, v *config.Values, log *zap.Logger, started
 		return err
 	}
 	reg := newRegistry()
-	c, err := consumer.New(cfg, consumer.Deps{Store: db, Redis: rdb, Logger: log.Named("consumer"), Registerer: reg, Dialer: dialer})
+	deps := consumer.Deps{Store: db, Redis: rdb, Logger: log.Named("consumer"), Registerer: reg, Dialer: dialer}
+	filter, err := sidecar.ConsumerFilter(ctx, v, rdb, db, log.Named("filter"))
+	if err != nil {
+		return err
+	}
+	if filter != nil {
+		defer filter.Close()
+		deps.Filter = filter
+	}
+	c, err := consumer.New(cfg, deps)
 	if err != nil {
 		return err
 	}
