@@ -112,7 +112,7 @@ var Keys = []Key{
 	{"dedup.lookup_batch", Int, "1000", "", false, "most pairs in one database lookup"},
 	{"dedup.fp_rate", String, "0.01", "", false, "false-positive rate of the bloom filters (local and shared) at their capacity"},
 	{"dedup.local_max_bytes", Int, "67108864", "", false, "memory of the in-process bloom filters (one per post; least recently used posts evicted); 0 turns them off"},
-	{"dedup.shared_mode", String, "auto", "", false, "shared bloom filter in Redis: auto (BF.* when the server has it, else bitmaps and a Lua script; the fleet's choice is kept in likes:f:mode), bitmap, bloom or off"},
+	{"dedup.shared_mode", String, "auto", "", false, "shared bloom filter in Redis: auto (BF.* when the server has it, else bitmaps and a Lua script; the fleet's choice is kept in likes:f:mode), bitmap, bloom or off; likes consume reads the same dedup.* keys to add the likes a sidecar marked unfiltered"},
 	{"dedup.shared_shards", Int, "0", "", false, "Redis keys per post of the shared filter; likers spread over them by user (no hash tag: spread over cluster slots); 0: 1 on a single Redis, 8 on a cluster"},
 	{"dedup.shared_capacity", Int, "8192", "", false, "likers per post the shared filter holds at dedup.fp_rate; beyond, it grows by layers 4x larger (rate stays below 2x)"},
 	{"dedup.shared_ttl", Duration, "48h", "", false, "lifetime of a post's shared filter keys after their last write"},
