@@ -165,12 +165,12 @@ func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64, u
 	}
 	c.seq++
 	b.events = append(b.events, event.Event{
-		Seq:     c.seq,
-		Op:      op,
-		PostID:  post,
-		UserID:  user,
-		TS:      now.UnixMilli(),
-		Bucket:  counts.BucketOf(now, c.cfg.Counts.Bucket),
+		Seq:        c.seq,
+		Op:         op,
+		PostID:     post,
+		UserID:     user,
+		TS:         now.UnixMilli(),
+		Bucket:     counts.BucketOf(now, c.cfg.Counts.Bucket),
 		Sidecar:    c.cfg.SidecarID,
 		Unfiltered: unfiltered,
 	})
