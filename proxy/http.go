@@ -44,7 +44,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt, _ := parsePath(a.cfg.PathPrefix, req.Path)
 		name := routeName(rt, r.Method)
 		m.Requests.WithLabelValues(name, statusText(resp.Status)).Inc()
-		m.Latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		m.Latency.WithLabelValues(name, statusClass(resp.Status)).Observe(time.Since(start).Seconds())
 	}
 	responsePool.Put(resp)
 }
@@ -66,6 +66,17 @@ func routeName(rt route, method string) string {
 }
 
 var statusTexts = map[int]string{200: "200", 400: "400", 401: "401", 404: "404", 405: "405", 409: "409", 500: "500", 503: "503"}
+
+// statusClass is the latency histogram's class label of a status code.
+func statusClass(code int) string {
+	switch {
+	case code < 300:
+		return "2xx"
+	case code < 500:
+		return "4xx"
+	}
+	return "5xx"
+}
 
 func statusText(code int) string {
 	if s, ok := statusTexts[code]; ok {

@@ -11,7 +11,7 @@ import (
 // Metrics are the API's Prometheus collectors.
 type Metrics struct {
 	Requests   *prometheus.CounterVec   // by route and status code
-	Latency    *prometheus.HistogramVec // by route
+	Latency    *prometheus.HistogramVec // by route and status class (2xx, 4xx, 5xx)
 	CountReads *prometheus.CounterVec   // Redis count reads by result
 	Reseeds    prometheus.Counter
 	// AdmissionLimit is admission control's current limit on writes in
@@ -42,9 +42,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "likes_http_requests_total", Help: "API requests by route and status code.",
 		}, []string{"route", "code"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "likes_http_request_seconds", Help: "API request latency by route.",
+			Name: "likes_http_request_seconds", Help: "API request latency by route and status class (2xx, 4xx, 5xx): under overload the fast 503 refusals would otherwise hide the latency of the writes let in.",
 			Buckets: latencyBuckets(),
-		}, []string{"route"}),
+		}, []string{"route", "class"}),
 		CountReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "likes_count_reads_total", Help: "Count reads from Redis (cache refreshes) by result.",
 		}, []string{"result"}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/likes-sidecar/likes/auth"
+	"github.com/likes-sidecar/likes/coalescer"
 	"github.com/likes-sidecar/likes/counts"
 	"github.com/likes-sidecar/likes/dedupcache"
 	"github.com/likes-sidecar/likes/event"
@@ -361,5 +365,52 @@ func TestLikeTheSharedFilterMissedIsPublishedUnfiltered(t *testing.T) {
 	}
 	if got := w.unfiltered.Load(); got != 1 {
 		t.Fatalf("after the unlike: got %d unfiltered writes, want still 1", got)
+	}
+}
+
+// TestLatencyIsObservedByStatusClass: likes_http_request_seconds carries the
+// answer's status class, so the latency of the writes let in can be read
+// apart from the refusals and errors.
+func TestLatencyIsObservedByStatusClass(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	w := &fakeWriter{}
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: w, Counts: &fakeCounts{}, Metrics: NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(method, path, authz string) {
+		r := httptest.NewRequest(method, path, nil)
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		a.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	serve("POST", "/posts/1/likes", "Bearer u1") // 200
+	serve("POST", "/posts/1/likes", "Bearer u1") // 409
+	serve("POST", "/posts/1/likes", "")          // 401
+	w.fail = coalescer.ErrTimeout
+	serve("POST", "/posts/1/likes", "Bearer u2") // 503 log_unavailable
+	want := map[string]uint64{"2xx": 1, "4xx": 2, "5xx": 1}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "likes_http_request_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["route"] == "like" {
+				got[labels["class"]] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("like latency samples by class: got %v, want %v", got, want)
 	}
 }
