@@ -211,7 +211,7 @@ func NewShared(ctx context.Context, rdb redis.UniversalClient, cfg SharedConfig,
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.detect(dctx); err != nil {
-		s.warn.Warn("shared dedup filter: cannot choose its representation yet; likes go to the authoritative check", zap.Error(err))
+		s.warn.Warn("shared dedup filter: cannot choose its representation yet; until then checks go to the authoritative check and adds are queued", zap.Error(err))
 	}
 	s.wg.Add(1)
 	go s.loop()
@@ -331,7 +331,7 @@ func (s *Shared) failed(n int, err error) {
 		m.SharedErrors.Add(float64(n))
 		m.SharedUp.Set(0)
 	}
-	s.warn.Warn("shared dedup filter unavailable; likes go to the authoritative check (local filter + database)", zap.Error(err))
+	s.warn.Warn("shared dedup filter unavailable; checks go to the authoritative check (local filter + database) and adds are queued until Redis answers", zap.Error(err))
 }
 
 // call is one script call: the pairs of one shard key, one kind of check.

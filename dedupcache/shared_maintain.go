@@ -48,7 +48,7 @@ func (s *Shared) maintain() {
 	var err error
 	if s.kind.Load() == kindUnknown {
 		if err = s.detect(ctx); err != nil {
-			s.warn.Warn("shared dedup filter: cannot choose its representation yet; likes go to the authoritative check", zap.Error(err))
+			s.warn.Warn("shared dedup filter: cannot choose its representation yet; until then checks go to the authoritative check and adds are queued", zap.Error(err))
 		}
 	}
 	if err == nil {
