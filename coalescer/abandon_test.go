@@ -43,13 +43,9 @@ func TestAbandonedEventsAreNotSent(t *testing.T) {
 		if err := <-waited; err != nil {
 			t.Fatalf("like still waited for: got %v, want nil", err)
 		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
 		var posts []int64
-		for _, b := range l.batches {
-			for _, e := range b {
-				posts = append(posts, e.PostID)
-			}
+		for _, e := range l.events() {
+			posts = append(posts, e.PostID)
 		}
 		if len(posts) != 2 || posts[0] != 1 || posts[1] != 3 {
 			t.Fatalf("got posts %v sent to the log, want [1 3] (the abandoned like of post 2 dropped)", posts)

@@ -40,6 +40,17 @@ func (f *fakeLog) publish(ctx context.Context, evs []event.Event, errs []error) 
 	}
 }
 
+// events returns every event published so far, in order.
+func (f *fakeLog) events() []event.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var evs []event.Event
+	for _, b := range f.batches {
+		evs = append(evs, b...)
+	}
+	return evs
+}
+
 func (f *fakeLog) sizes() []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -122,13 +133,9 @@ func TestUnfilteredReachesTheEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
 		var got []bool
-		for _, b := range l.batches {
-			for _, e := range b {
-				got = append(got, e.Unfiltered)
-			}
+		for _, e := range l.events() {
+			got = append(got, e.Unfiltered)
 		}
 		if len(got) != 2 || got[0] || !got[1] {
 			t.Fatalf("published Unfiltered flags: got %v, want [false true]", got)

@@ -108,6 +108,16 @@ func newAPI(t testing.TB, w *fakeWriter, c *fakeCounts) *API {
 	return a
 }
 
+// newMeteredAPI is newAPI with the Prometheus collectors registered with reg.
+func newMeteredAPI(t testing.TB, w *fakeWriter, reg *prometheus.Registry) *API {
+	t.Helper()
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: w, Counts: &fakeCounts{}, Metrics: NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func do(a *API, method, path, authz string) *Response {
 	r := &Response{}
 	a.Do(context.Background(), &Request{Method: method, Path: path, Authorization: authz}, r)
@@ -374,10 +384,7 @@ func TestLikeTheSharedFilterMissedIsPublishedUnfiltered(t *testing.T) {
 func TestLatencyIsObservedByStatusClass(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	w := &fakeWriter{}
-	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: w, Counts: &fakeCounts{}, Metrics: NewMetrics(reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newMeteredAPI(t, w, reg)
 	serve := func(method, path, authz string) {
 		r := httptest.NewRequest(method, path, nil)
 		if authz != "" {

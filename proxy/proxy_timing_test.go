@@ -13,30 +13,17 @@ import (
 // BenchmarkServeHTTPLike is the full in-process handler for a like (with
 // fakes behind it): parsing, auth, dedup, write, JSON answer.
 func BenchmarkServeHTTPLike(b *testing.B) {
-	a := newAPI(b, &fakeWriter{}, &fakeCounts{})
-	var u atomic.Int64
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("POST", "/posts/42/likes", nil)
-		for pb.Next() {
-			req.Header.Set("Authorization", "Bearer u"+strconv.FormatInt(u.Add(1), 10))
-			rec.Body.Reset()
-			a.ServeHTTP(rec, req)
-			if rec.Code != http.StatusOK {
-				b.Fatal(rec.Code)
-			}
-		}
-	})
+	benchmarkLikes(b, newAPI(b, &fakeWriter{}, &fakeCounts{}))
 }
 
 // BenchmarkServeHTTPLikeWithMetrics is BenchmarkServeHTTPLike with the
 // Prometheus collectors recording, as in production.
 func BenchmarkServeHTTPLikeWithMetrics(b *testing.B) {
-	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: &fakeWriter{}, Counts: &fakeCounts{}, Metrics: NewMetrics(prometheus.NewRegistry())})
-	if err != nil {
-		b.Fatal(err)
-	}
+	benchmarkLikes(b, newMeteredAPI(b, &fakeWriter{}, prometheus.NewRegistry()))
+}
+
+// benchmarkLikes serves likes by ever new users through a.
+func benchmarkLikes(b *testing.B, a *API) {
 	var u atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -1,10 +1,8 @@
 package faultrig
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -173,9 +171,7 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 
 	offered := 10 * capacity
 	limits := sampleMetric(r.Sidecars[victim], "likes_admission_limit", 250*time.Millisecond)
-	histBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`)
-	okBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`, `class="2xx"`)
-	pubBefore, _ := scrapeHistogram(r.Sidecars[victim], "likes_kafka_publish_seconds_bucket")
+	before, _ := r.Sidecars[victim].MetricsPage() // the latency histograms' counts before the load
 	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 	rs, err = Load{Posts: []int64{o.firstPost + 3, o.firstPost + 4}, FirstUser: 10_000_000, Open: true, Rate: offered, MaxInflight: o.conns, HonourRetryAfter: o.honourRetryAfter, Only: []int{victim}, Seed: 66}.Run(ctx, c)
 	cancel()
@@ -207,17 +203,18 @@ func overload(t *testing.T, r *Rig, o overloadRun) {
 	shed, _, _ := r.Sidecars[victim].Metric("likes_admission_shed_total")
 	t.Logf("admission control: %.0f writes shed (503 overloaded before authentication); limit every 250ms: %v", shed, limitSeries)
 	var inP50, inP99, inOKP99 time.Duration
-	if histAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`); err == nil {
-		inP50, inP99 = histQuantile(histBefore, histAfter, 0.5), histQuantile(histBefore, histAfter, 0.99)
+	if after, err := r.Sidecars[victim].MetricsPage(); err == nil {
+		const req = "likes_http_request_seconds_bucket"
+		all0, all1 := histogram(before, req, `route="like"`), histogram(after, req, `route="like"`)
+		inP50, inP99 = histQuantile(all0, all1, 0.5), histQuantile(all0, all1, 0.99)
 		t.Logf("inside the sidecar (likes_http_request_seconds, every like answer, histogram bucket bounds): p50 ≤ %v, p99 ≤ %v", inP50, inP99)
-	}
-	if okAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_http_request_seconds_bucket", `route="like"`, `class="2xx"`); err == nil {
-		inOKP99 = histQuantile(okBefore, okAfter, 0.99)
-		t.Logf("inside the sidecar, accepted likes only (class=\"2xx\"): p50 ≤ %v, p99 ≤ %v", histQuantile(okBefore, okAfter, 0.5), inOKP99)
-	}
-	if pubAfter, err := scrapeHistogram(r.Sidecars[victim], "likes_kafka_publish_seconds_bucket"); err == nil {
+		ok0, ok1 := histogram(before, req, `route="like"`, `class="2xx"`), histogram(after, req, `route="like"`, `class="2xx"`)
+		inOKP99 = histQuantile(ok0, ok1, 0.99)
+		t.Logf("inside the sidecar, accepted likes only (class=\"2xx\"): p50 ≤ %v, p99 ≤ %v", histQuantile(ok0, ok1, 0.5), inOKP99)
+		const pub = "likes_kafka_publish_seconds_bucket"
+		pub0, pub1 := histogram(before, pub), histogram(after, pub)
 		t.Logf("log publishes (likes_kafka_publish_seconds, one per batch, histogram bucket bounds): p50 ≤ %v, p99 ≤ %v",
-			histQuantile(pubBefore, pubAfter, 0.5), histQuantile(pubBefore, pubAfter, 0.99))
+			histQuantile(pub0, pub1, 0.5), histQuantile(pub0, pub1, 0.99))
 	}
 
 	if !r.Sidecars[victim].Running() {
@@ -321,26 +318,12 @@ func sampleMetric(c *Child, name string, interval time.Duration) func() []float6
 	}
 }
 
-// scrapeHistogram returns the cumulative buckets (upper bound in seconds →
-// count) of the histogram name, summed over its series whose line contains
-// every one of match (e.g. `route="like"`).
-func scrapeHistogram(c *Child, name string, match ...string) (map[float64]float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
+// histogram returns the cumulative buckets (upper bound in seconds →
+// count) of the histogram name on a /metrics page, summed over its series
+// whose line contains every one of match (e.g. `route="like"`).
+func histogram(page, name string, match ...string) map[float64]float64 {
 	out := map[float64]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for line := range strings.Lines(page) {
 		if !strings.HasPrefix(line, name+"{") || !containsAll(line, match) {
 			continue
 		}
@@ -363,7 +346,7 @@ func scrapeHistogram(c *Child, name string, match ...string) (map[float64]float6
 		}
 		out[ub] += v
 	}
-	return out, sc.Err()
+	return out
 }
 
 // containsAll reports whether s contains every one of subs.

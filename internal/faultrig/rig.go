@@ -409,18 +409,28 @@ func (c *Child) Output() string { return c.process().Output() }
 // Metric scrapes /metrics and returns the sum of the samples of name over
 // their labels (0 if absent) and the number of samples.
 func (c *Child) Metric(name string) (sum float64, samples int, err error) {
+	page, err := c.MetricsPage()
+	if err != nil {
+		return 0, 0, err
+	}
+	return sumMetric(strings.NewReader(page), name)
+}
+
+// MetricsPage returns the child's /metrics page (Prometheus text format).
+func (c *Child) MetricsPage() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
-	return sumMetric(resp.Body, name)
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // sumMetric adds up the samples of one metric in the Prometheus text format.
