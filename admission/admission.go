@@ -96,8 +96,8 @@
 // retrying at once drove goodput to under 1,000 writes/s with admission
 // control on, against 12,000 with it off (admission.max=0). Holding
 // refusals, gating cuts on the runtime's scheduling latency or on Linux
-// CPU pressure were tried and not kept (see the README's Reliability
-// section); telling the two cases apart is open.
+// CPU pressure were tried and not kept (internal/faultrig/OVERLOAD.md has
+// every measurement); telling the two cases apart is open.
 //
 // The same conflict sets the first moments of a surge. L is still at Max
 // when it arrives, so all its first writes are let in; where a slow
