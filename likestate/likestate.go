@@ -15,8 +15,9 @@
 //
 // Each hash key likes:r:<post>:<shard> (shard = user mod Config.Shards, no
 // hash tag, so shards spread over Redis Cluster slots) maps user → "1"
-// (liked) or "0" (unliked) and lives about Config.TTL after its last write
-// (the TTL is refreshed at most every TTL/4 per key). [Store.Record] is
+// (liked) or "0" (unliked) and lives Config.TTL after its last write (every
+// write sets the TTL again, so a key that Redis lost and a write recreated
+// expires too). [Store.Record] is
 // called by the coalescer after the log acknowledged a batch and before any
 // caller of that batch is answered: one pipelined round trip with one HSET
 // per (post, shard) touched, so it costs at most Shards commands per post
@@ -30,7 +31,25 @@
 //
 // Redis down: Record fails (logged by the caller; the acknowledgement stands,
 // the log is the record) and Lookup fails, so the caller falls back to the
-// database. Safe for concurrent use.
+// database.
+//
+// # A failed Record
+//
+// When Record fails (Redis slow past Config.Timeout, or down), Redis may
+// still hold the pair's previous state: "1" after an acknowledged unlike.
+// Read back, that would win over the caller's own newer decision and over
+// the database (the state is meant to be newer than both), and the user's
+// next like would get 409. So the Store remembers those pairs as stale:
+// Lookup answers Unknown for them (the caller asks the database and keeps
+// its own decision), and the next round trip, Record or Lookup, deletes
+// their fields before anything else, so that the other sidecars ask the
+// database for them too until they are written again. A pair written again
+// in the meantime is no longer stale. What is left: between the failure
+// and the next round trip that reaches Redis, other sidecars can still read
+// the older state; and past maxStale pairs the Store stops remembering (the
+// error says so).
+//
+// Safe for concurrent use.
 package likestate
 
 import (
@@ -38,7 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,10 +117,8 @@ type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
 
-	// expired remembers when each key's TTL was last refreshed, so that a
-	// hot key gets a PEXPIRE every TTL/4, not with every batch.
-	mu      sync.Mutex
-	expired map[string]time.Time
+	// stale holds the pairs whose last Record failed (see the package doc).
+	stale staleSet
 
 	// downUntil is when calls may try Redis again after a failed round
 	// trip (Unix nanoseconds); until then they fail at once with ErrDown.
@@ -134,24 +150,6 @@ func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc,
 // failed opens the breaker for RetryAfter.
 func (s *Store) failed() { s.downUntil.Store(time.Now().Add(RetryAfter).UnixNano()) }
 
-// maxTracked bounds the expiry memory; past it the map is cleared (the next
-// batch of each key then refreshes its TTL again, which is harmless).
-const maxTracked = 100_000
-
-// needExpire reports whether key's TTL should be refreshed now.
-func (s *Store) needExpire(key string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if last, ok := s.expired[key]; ok && now.Sub(last) < s.cfg.TTL/4 {
-		return false
-	}
-	if len(s.expired) >= maxTracked {
-		clear(s.expired)
-	}
-	s.expired[key] = now
-	return true
-}
-
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
@@ -160,7 +158,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("likestate: nil redis client")
 	}
-	return &Store{rdb: rdb, cfg: cfg, expired: make(map[string]time.Time)}, nil
+	return &Store{rdb: rdb, cfg: cfg}, nil
 }
 
 func (s *Store) key(post, user int64) string {
@@ -174,7 +172,9 @@ func (s *Store) key(post, user int64) string {
 
 // Record writes the final state of each pair in events (later events win;
 // events must be in log order), skipping events whose errs entry is not nil.
-// One pipelined round trip.
+// One pipelined round trip, which first deletes the fields of the pairs
+// whose earlier Record failed. When it fails, its pairs become stale (see
+// the package doc).
 func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) error {
 	type fields struct {
 		key  string
@@ -203,39 +203,66 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 	if len(order) == 0 {
 		return nil
 	}
+	// This write supersedes an older failure of the same pairs.
+	for _, f := range order {
+		for u := range f.vals {
+			s.stale.drop(f.key, u)
+		}
+	}
+	// failed marks every pair of the batch stale.
+	failed := func(err error) error {
+		lost := 0
+		for _, f := range order {
+			for u := range f.vals {
+				if !s.stale.mark(f.key, u) {
+					lost++
+				}
+			}
+		}
+		if lost > 0 {
+			err = fmt.Errorf("%w (%d pairs not remembered as stale: more than %d are)", err, lost, maxStale)
+		}
+		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
+	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
+		return failed(err)
 	}
 	defer cancel()
 	pipe := s.rdb.Pipeline()
-	now := time.Now()
-	var refreshed []string
+	snap := s.deleteStale(ctx, pipe)
 	for _, f := range order {
 		args := make([]any, 0, 2*len(f.vals))
 		for u, v := range f.vals {
 			args = append(args, strconv.FormatInt(u, 10), string(v))
 		}
 		pipe.HSet(ctx, f.key, args...)
-		if s.needExpire(f.key, now) {
-			pipe.PExpire(ctx, f.key, s.cfg.TTL)
-			refreshed = append(refreshed, f.key)
-		}
+		pipe.PExpire(ctx, f.key, s.cfg.TTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.failed()
-		// The TTLs may not have been set: refresh them with the next batch.
-		s.mu.Lock()
-		for _, k := range refreshed {
-			delete(s.expired, k)
-		}
-		s.mu.Unlock()
-		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
+		return failed(err)
 	}
+	s.stale.cleared(snap)
 	return nil
 }
 
-// Lookup returns the state of each pair with one pipelined round trip.
+// deleteStale queues on pipe one HDEL per key with stale pairs and returns
+// the snapshot it deleted, to be cleared once pipe succeeded.
+func (s *Store) deleteStale(ctx context.Context, pipe redis.Pipeliner) []staleKey {
+	snap := s.stale.snapshot()
+	for _, sk := range snap {
+		fields := make([]string, len(sk.users))
+		for i, u := range sk.users {
+			fields[i] = strconv.FormatInt(u, 10)
+		}
+		pipe.HDel(ctx, sk.key, fields...)
+	}
+	return snap
+}
+
+// Lookup returns the state of each pair with one pipelined round trip, which
+// first deletes the fields of the stale pairs. A stale pair is Unknown.
 func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 	type ask struct {
 		key   string
@@ -261,6 +288,7 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 	}
 	defer cancel()
 	pipe := s.rdb.Pipeline()
+	snap := s.deleteStale(ctx, pipe)
 	cmds := make([]*redis.SliceCmd, len(order))
 	for i, a := range order {
 		cmds[i] = pipe.HMGet(ctx, a.key, a.users...)
@@ -269,6 +297,7 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		s.failed()
 		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
 	}
+	s.stale.cleared(snap)
 	out := make([]State, len(pairs))
 	for i, a := range order {
 		vals, err := cmds[i].Result()
@@ -276,6 +305,9 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 			return nil, fmt.Errorf("look up like state: %w", err)
 		}
 		for j, v := range vals {
+			if s.stale.has(a.key, pairs[a.idx[j]].User) {
+				continue // marked stale by a Record that failed meanwhile
+			}
 			switch v {
 			case "1":
 				out[a.idx[j]] = Liked

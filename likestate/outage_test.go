@@ -60,10 +60,18 @@ func TestRedisOutageFailsFast(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if got[0] != Liked {
-				t.Fatalf("got state %v, want Liked", got[0])
+			// The failed Records left the pair stale: its field is
+			// deleted and the caller is sent to the database.
+			if got[0] != Unknown {
+				t.Fatalf("got state %v, want Unknown", got[0])
 			}
 			return nil
 		})
+		if err := s.Record(ctx, evs, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Lookup(ctx, []Pair{{1, 10}}); err != nil || got[0] != Liked {
+			t.Fatalf("after a successful Record: got %v, %v, want Liked", got, err)
+		}
 	})
 }
