@@ -11,6 +11,15 @@ import (
 
 // countCache holds per-post count entries. Each entry has its own lock, so
 // readers of different posts never contend beyond the map shard.
+//
+// A post's entry is loaded from Redis by one load at a time (single-flight,
+// countEntry.loading). The load runs in its own goroutine, detached from the
+// cancellation of the reader that started it (context.WithoutCancel) and
+// bounded instead by read.timeout on each Redis read: every reader, the
+// first included, waits for it only as long as its own context allows and
+// then returns its own context's error, while the load goes on for the
+// others and fills the cache. So a reader that hangs up, or has a short
+// deadline, never fails the readers waiting with it.
 type countCache struct {
 	max    int
 	shards [32]cacheShard
@@ -85,57 +94,60 @@ func (s *cacheShard) evict(now time.Time) {
 func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 	now := a.now()
 	e := a.cache.entry(post, now)
-	for {
-		e.mu.Lock()
-		if e.valid && now.Before(e.expires) {
-			v, f := e.value, e.flushed
-			e.mu.Unlock()
-			return a.withLocal(post, v, f), nil
-		}
-		if e.valid && (e.loading != nil || now.Before(e.expires.Add(a.cfg.CacheTTL))) {
-			// Serve the stale value; make sure one refresh is under way.
-			v, f := e.value, e.flushed
-			if e.loading == nil {
-				ch := make(chan struct{})
-				e.loading = ch
-				e.mu.Unlock()
-				go a.refresh(context.Background(), e, post, a.now(), ch) // a failure keeps the stale value (logged and counted)
-			} else {
-				e.mu.Unlock()
-			}
-			return a.withLocal(post, v, f), nil
-		}
-		if e.loading != nil {
-			ch := e.loading
-			e.mu.Unlock()
-			select {
-			case <-ch:
-				e.mu.Lock()
-				err, valid := e.err, e.valid
-				e.mu.Unlock()
-				if err != nil && !valid {
-					return 0, err
-				}
-				continue
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		e.loading = ch
+	e.mu.Lock()
+	if e.valid && now.Before(e.expires) {
+		v, f := e.value, e.flushed
 		e.mu.Unlock()
-		v, f, err := a.refresh(ctx, e, post, now, ch)
-		if err != nil {
-			return 0, err
+		return a.withLocal(post, v, f), nil
+	}
+	if e.valid && (e.loading != nil || now.Before(e.expires.Add(a.cfg.CacheTTL))) {
+		// Serve the stale value; make sure one refresh is under way.
+		v, f := e.value, e.flushed
+		if e.loading == nil {
+			ch := make(chan struct{})
+			e.loading = ch
+			e.mu.Unlock()
+			go a.refresh(context.Background(), e, post, a.now(), ch) // a failure keeps the stale value (logged and counted)
+		} else {
+			e.mu.Unlock()
 		}
 		return a.withLocal(post, v, f), nil
 	}
+	// Nothing to serve: wait for the load under way, or start it. The load is
+	// shared by every reader waiting, so it must not end with this reader's
+	// context (see countCache).
+	ch := e.loading
+	if ch == nil {
+		ch = make(chan struct{})
+		e.loading = ch
+		go a.refresh(context.WithoutCancel(ctx), e, post, now, ch)
+	}
+	e.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		select {
+		case <-ch: // the load ended too: answer its result
+		default:
+			return 0, ctx.Err()
+		}
+	}
+	// e now holds the load's value (or a newer one), or, if the load failed,
+	// the value it held before (one too old to serve without a refresh, still
+	// better than an error), or nothing and the load's error.
+	e.mu.Lock()
+	err, valid, v, f := e.err, e.valid, e.value, e.flushed
+	e.mu.Unlock()
+	if !valid {
+		return 0, err
+	}
+	return a.withLocal(post, v, f), nil
 }
 
-// refresh reads the post's count from Redis into e, ends the refresh marked
-// by ch (e.loading) and returns e's value. It returns the read's error when e
-// holds no value to fall back on.
-func (a *API) refresh(ctx context.Context, e *countEntry, post int64, now time.Time, ch chan struct{}) (value, flushed int64, err error) {
+// refresh reads the post's count from Redis into e and ends the refresh
+// marked by ch (e.loading). A failed read keeps e's value, if any, and leaves
+// the error in e.err for the readers waiting on ch.
+func (a *API) refresh(ctx context.Context, e *countEntry, post int64, now time.Time, ch chan struct{}) {
 	v, f, err := a.loadConsistent(ctx, post, now)
 	e.mu.Lock()
 	e.loading = nil
@@ -144,7 +156,6 @@ func (a *API) refresh(ctx context.Context, e *countEntry, post int64, now time.T
 		e.valid, e.value, e.flushed, e.expires = true, v, f, now.Add(a.cfg.CacheTTL)
 	}
 	valid := e.valid
-	v, f = e.value, e.flushed
 	e.mu.Unlock()
 	close(ch)
 	if a.deps.Metrics != nil {
@@ -153,10 +164,6 @@ func (a *API) refresh(ctx context.Context, e *countEntry, post int64, now time.T
 	if err != nil {
 		a.log.Debug("count refresh failed", zap.Int64("post", post), zap.Bool("serving_stale", valid), zap.Error(err))
 	}
-	if err != nil && !valid {
-		return 0, 0, err
-	}
-	return v, f, nil
 }
 
 func (a *API) withLocal(post, value, flushedAtRead int64) int64 {

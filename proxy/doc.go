@@ -17,7 +17,9 @@
 // A count is base + speculative tail from Redis (package counts), cached
 // in-process for read.cache_ttl with one Redis read per post in flight
 // (single-flight: concurrent readers of a post being refreshed get the stale
-// value if there is one, or wait for the read). To the cached Redis value the
+// value if there is one, or wait for the read; the read is detached from the
+// context of the reader that started it and bounded by read.timeout, so a
+// reader hanging up fails only itself). To the cached Redis value the
 // sidecar adds its own acknowledged deltas not yet in that value, so a user
 // who likes and then reads through the same sidecar sees the like. A missing
 // base (Redis lost its data, or the key expired) is re-seeded from the

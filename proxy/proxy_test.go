@@ -334,6 +334,99 @@ func TestCountServesStaleWhileRevalidating(t *testing.T) {
 	}
 }
 
+// TestCountLoadOutlivesTheFirstReadersCancel: a post's first read loads the
+// count for every reader waiting on it, so the reader that started the load
+// hanging up (or giving up) fails only that reader; the load goes on, bounded
+// by read.timeout, and the others get its value.
+func TestCountLoadOutlivesTheFirstReadersCancel(t *testing.T) {
+	c := &slowCounts{release: make(chan struct{}, 10)}
+	c.n.Store(7)
+	a, err := New(DefaultConfig(), Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: &fakeWriter{}, Counts: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		n   int64
+		err error
+	}
+	count := func(ctx context.Context) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			n, err := a.Count(ctx, 9)
+			ch <- result{n, err}
+		}()
+		return ch
+	}
+	first, hangUp := context.WithCancel(context.Background())
+	firstDone := count(first)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if got := c.reads.Load(); got != 1 {
+			return fmt.Errorf("got %d Redis reads, want the first reader's 1", got)
+		}
+		return nil
+	})
+	impatient, giveUp := context.WithCancel(context.Background())
+	impatientDone := count(impatient)
+	patientDone := count(context.Background())
+	time.Sleep(10 * time.Millisecond) // let both wait on the load
+
+	hangUp()
+	giveUp()
+	for name, ch := range map[string]chan result{"first": firstDone, "impatient": impatientDone} {
+		select {
+		case r := <-ch:
+			if !errors.Is(r.err, context.Canceled) {
+				t.Errorf("%s reader, cancelled: got %d, %v, want context.Canceled", name, r.n, r.err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s reader still waiting for the load after its context was cancelled", name)
+		}
+	}
+	c.release <- struct{}{}
+	select {
+	case r := <-patientDone:
+		if r.err != nil || r.n != 7 {
+			t.Fatalf("reader with a live context: got %d, %v, want 7", r.n, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader with a live context still waiting")
+	}
+	if got := c.reads.Load(); got != 1 {
+		t.Fatalf("got %d Redis reads, want 1 (the first reader's load, shared)", got)
+	}
+	if n, err := a.Count(context.Background(), 9); err != nil || n != 7 {
+		t.Fatalf("after the load: got %d, %v, want the cached 7", n, err)
+	}
+
+	// A load nobody's context ends is still bounded by read.timeout.
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = 20 * time.Millisecond
+	hung := &slowCounts{release: make(chan struct{})}
+	a, err = New(cfg, Deps{Auth: fakeAuth{}, Dedup: &fakeDedup{liked: map[[2]int64]bool{}}, Writer: &fakeWriter{}, Counts: hung})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, hangUp = context.WithCancel(context.Background())
+	firstDone = count(first)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if hung.reads.Load() != 1 {
+			return errors.New("no Redis read yet")
+		}
+		return nil
+	})
+	patientDone = count(context.Background())
+	hangUp()
+	<-firstDone
+	select {
+	case r := <-patientDone:
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Fatalf("load of a hung Redis: got %d, %v, want context.DeadlineExceeded", r.n, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a load of a hung Redis outlived read.timeout")
+	}
+}
+
 // downFilter is a shared duplicate filter whose Redis is unreachable.
 type downFilter struct{ queued atomic.Int64 }
 
