@@ -80,3 +80,34 @@ func TestBatchOfAbandonedEventsIsNotSent(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseThatTimesOutStopsTheFlushers: a Close whose context ends while a
+// publish hangs returns its error and still stops the log and tail
+// flushers once that publish ends, instead of leaving the tail flusher
+// ticking for good (found by review).
+func TestCloseThatTimesOutStopsTheFlushers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		gate := make(chan struct{})
+		l, tl := &fakeLog{gate: gate}, &fakeTail{}
+		c, err := New(cfg, Deps{Publish: l.publish, Tail: tl.write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go c.Submit(context.Background(), event.Like, 1, 1, false)
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := c.Close(ctx); err == nil {
+			t.Fatal("close with a publish hanging: got nil, want an error")
+		}
+		close(gate)
+		for name, done := range map[string]chan struct{}{"log": c.logDone, "tail": c.tailDone} {
+			select {
+			case <-done:
+			case <-time.After(10 * cfg.PublishTimeout):
+				t.Fatalf("the %s flusher still runs after a Close that timed out", name)
+			}
+		}
+	})
+}

@@ -339,8 +339,10 @@ func (c *Coalescer) live(b *batch) (errs []error, evs []event.Event, sent []erro
 
 // Close stops intake (Submit returns ErrClosed), waits until every queued
 // batch has been published and every counted delta written to Redis, and
-// returns. If ctx ends first it returns an error saying how many deltas were
-// not written (they are in the log, so the consumer still counts them).
+// returns. If ctx ends first it returns an error saying how many events were
+// still waiting for the log or how many deltas were not written (they are in
+// the log, so the consumer still counts them); either way its goroutines
+// stop, those still publishing within PublishTimeout.
 func (c *Coalescer) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -363,6 +365,10 @@ func (c *Coalescer) Close(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// Stop the flushers anyway: the tail flusher would otherwise
+			// tick forever, and the log flusher exits once the publishes
+			// in flight end (within PublishTimeout).
+			close(c.stop)
 			return fmt.Errorf("close coalescer: %d events still waiting for the log: %w", c.Pending(), ctx.Err())
 		case <-time.After(time.Millisecond):
 		}
