@@ -121,7 +121,7 @@ var Keys = []Key{
 	{"consume.batch_wait", Duration, "50ms", "", false, "longest wait to fill a batch"},
 	{"consume.publish_interval", Duration, "1s", "", false, "how often open posts' bases are republished as the watermark advances"},
 	{"consume.open_max", Int, "1000000", "", false, "most (post, batch) marks held while waiting for the watermark"},
-	{"consume.recover_max", Int, "1000000", "", false, "records re-read on assignment to settle a previous owner's posts"},
+	{"consume.recover_max", Int, "1000000", "", false, "records re-read on assignment to settle a previous owner's posts when the group has no committed offset (with one, its whole unsettled range is re-read)"},
 	{"consume.effects_horizon", Duration, "1h", "", false, "how long per-bucket effects are kept below the watermark"},
 	{"consume.prune_interval", Duration, "1m", "", false, "how often old per-bucket effects are pruned"},
 	{"consume.retry_min", Duration, "100ms", "", false, "first backoff after a failed transaction"},

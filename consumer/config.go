@@ -47,8 +47,12 @@ type Config struct {
 	// at the bound.
 	OpenMax int
 	// RecoverMax is the most records re-read from the log, when a partition
-	// is assigned, to find the posts a previous owner committed but did not
-	// settle in Redis (consume.recover_max).
+	// is assigned and the group has no committed offset for it, to find the
+	// posts a previous owner committed but did not settle in Redis
+	// (consume.recover_max). With a committed offset (the previous owner's
+	// settled offset) the whole range from it to the database's offset is
+	// re-read, as is an overflowed partition's untracked range: in chunks
+	// the tracker has room for, never cut short.
 	RecoverMax int64
 	// EffectsHorizon is how far below the watermark like_effects rows are
 	// kept (consume.effects_horizon); older rows are pruned.

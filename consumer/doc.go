@@ -46,9 +46,10 @@
 //     last events are in the database but not in Redis's base, and which
 //     nobody else would republish. So the offset committed to the Kafka
 //     group is the settled offset: every event below it is in the database
-//     and settled in Redis. A new owner re-reads the records between that
-//     offset and the database's offset (at most consume.recover_max), only
-//     to mark their posts open; it applies nothing.
+//     and settled in Redis. A new owner re-reads all the records between
+//     that offset and the database's offset, only to mark their posts open;
+//     it applies nothing. (Without a committed offset it looks back at most
+//     consume.recover_max records.)
 //   - Redis data loss. The epoch key (counts.EpochKey) is checked every
 //     tick; when it is gone it is set again, the loss is logged and counted
 //     (likes_consumer_redis_resets_total) and every open post is
@@ -137,7 +138,8 @@
 // batches (overflow) but keeps applying them: its settled offset stops at
 // the first untracked batch, and whenever the tracker is at most half full
 // its fetcher re-reads the log from there to rebuild the marks, as far as
-// they fit, until it reaches its position. Memory stays bounded; the counts
+// they fit, until it reaches its position; a new owner's re-read of the
+// unsettled range goes the same way. Memory stays bounded; the counts
 // of the untracked posts settle later, never wrongly. Metrics are atomic.
 // Run returns after all of these goroutines have.
 package consumer

@@ -45,7 +45,10 @@ func (c *Consumer) runPartition(ctx context.Context, p int32, kafkaOffset int64)
 // an error that needs a fresh start. settledFrom is the offset below which
 // the previous owner (or this fetcher's previous run) settled everything in
 // Redis; the records from there to the database's offset are re-read first
-// so that their posts get published (see recoverRange).
+// so that their posts get published (see recoverRange), all of them, in
+// chunks the tracker has room for. When settledFrom is unknown (negative:
+// the group has no committed offset), the re-read looks back at most
+// RecoverMax records.
 func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom int64) (progressed bool, err error) {
 	// The database's offset first, then the log's bounds: the stored offset
 	// only ever names records the log had, so stored > high watermark read
@@ -79,7 +82,14 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 	switch {
 	case reset || settledFrom >= stored:
 	case settledFrom >= 0:
-		replayFrom = max(settledFrom, stored-c.cfg.RecoverMax, first)
+		// Exactly what the previous owner left unsettled: all of it is
+		// re-read (recoverRange goes as far as the tracker has room and
+		// leaves the rest to the overflow recovery below).
+		replayFrom = max(settledFrom, first)
+		if settledFrom < first {
+			c.log.Warn("part of the unsettled range is gone from the log; its posts settle when next touched or when their bases expire",
+				zap.Int32("partition", p), zap.Int64("settled", settledFrom), zap.Int64("log_first", first), zap.Int64("stored_next", stored))
+		}
 	default: // the group has no committed offset: look back as far as allowed
 		replayFrom = max(stored-c.cfg.RecoverMax, first, 0)
 	}
@@ -352,17 +362,11 @@ func (c *Consumer) addUnfiltered(evs []event.Event) {
 // already in the database, and tracks their posts so that the publisher
 // settles them in Redis. It is how a new owner finishes the work of one
 // that died between committing a batch and settling its posts, and how a
-// partition leaves overflow. At most RecoverMax records are re-read (the
-// newest); posts of older ones settle when next touched, or when their
-// base expires and a sidecar re-seeds it. If the tracker has no room for
-// all the posts, it tracks the records up to where room ran out and leaves
-// the partition in overflow from there, to be continued when there is room.
+// partition leaves overflow. It never cuts the range short (the caller
+// bounds how far back it starts): if the tracker has no room for all the
+// posts, it tracks the records up to where room ran out and leaves the
+// partition in overflow from there, to be continued when there is room.
 func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) error {
-	if to-from > c.cfg.RecoverMax {
-		c.log.Warn("unsettled range longer than consume.recover_max; re-reading only its end",
-			zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to), zap.Int64("recover_max", c.cfg.RecoverMax))
-		from = to - c.cfg.RecoverMax
-	}
 	if from >= to {
 		c.tr.replayed(p, from, to, nil, true)
 		return nil
