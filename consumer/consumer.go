@@ -36,6 +36,11 @@ type Consumer struct {
 	kick   chan struct{} // wakes the publisher after a commit; capacity 1
 	filter FilterAdder   // nil: unfiltered likes are not re-added
 
+	// recoverQuiet is how long a recovery re-read waits for its next
+	// record before it stops early (see recoverRange): defaultRecoverQuiet,
+	// shortened by tests.
+	recoverQuiet time.Duration
+
 	running atomic.Bool
 }
 
@@ -65,6 +70,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		limit:  newRateLimiter(5 * time.Second),
 		kick:   make(chan struct{}, 1),
 		filter: deps.Filter,
+
+		recoverQuiet: defaultRecoverQuiet,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -74,6 +81,10 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	return c, nil
 }
+
+// defaultRecoverQuiet is how long a recovery re-read waits for its next
+// record before it stops early and leaves the rest for later.
+const defaultRecoverQuiet = 10 * time.Second
 
 // Run joins the consumer group and consumes until ctx is done. For each
 // partition the group assigns, a fetcher reads from the offset stored in the

@@ -139,7 +139,10 @@
 // the first untracked batch, and whenever the tracker is at most half full
 // its fetcher re-reads the log from there to rebuild the marks, as far as
 // they fit, until it reaches its position; a new owner's re-read of the
-// unsettled range goes the same way. Memory stays bounded; the counts
+// unsettled range goes the same way. A re-read skips nothing the log still
+// has: one that stops early (a broker error or stall) leaves the partition
+// in overflow from the first record not read, so the settled offset never
+// passes a post that was not marked again. Memory stays bounded; the counts
 // of the untracked posts settle later, never wrongly. Metrics are atomic.
 // Run returns after all of these goroutines have.
 package consumer

@@ -113,6 +113,13 @@ type runner struct {
 // start runs a consumer of group with the env's config, adjusted by mod.
 func (e *env) start(group string, mod func(*Config, *Deps)) *runner {
 	e.t.Helper()
+	return e.startTuned(group, mod, nil)
+}
+
+// startTuned is start with tune, if not nil, called on the consumer before
+// it runs (to set unexported knobs such as recoverQuiet).
+func (e *env) startTuned(group string, mod func(*Config, *Deps), tune func(*Consumer)) *runner {
+	e.t.Helper()
 	cfg := e.cfg
 	cfg.Group = group
 	reg := prometheus.NewRegistry()
@@ -123,6 +130,9 @@ func (e *env) start(group string, mod func(*Config, *Deps)) *runner {
 	c, err := New(cfg, deps)
 	if err != nil {
 		e.t.Fatalf("new consumer: %v", err)
+	}
+	if tune != nil {
+		tune(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{c: c, reg: reg, cancel: cancel, done: make(chan error, 1)}

@@ -82,9 +82,10 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 	switch {
 	case reset || settledFrom >= stored:
 	case settledFrom >= 0:
-		// Exactly what the previous owner left unsettled: all of it is
-		// re-read (recoverRange goes as far as the tracker has room and
-		// leaves the rest to the overflow recovery below).
+		// Exactly what the previous owner (or this fetcher's previous
+		// run) left unsettled: all of it is re-read (recoverRange goes as
+		// far as the tracker has room and leaves the rest to the overflow
+		// recovery below).
 		replayFrom = max(settledFrom, first)
 		if settledFrom < first {
 			c.log.Warn("part of the unsettled range is gone from the log; its posts settle when next touched or when their bases expire",
@@ -94,10 +95,24 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 		replayFrom = max(stored-c.cfg.RecoverMax, first, 0)
 	}
 	c.tr.startPartition(p, min(replayFrom, start))
+	// After a re-read that stopped early (see recoverRange), the next one
+	// waits recoverWait, doubling from RetryMin up to RetryMax.
+	var recoverAt time.Time
+	recoverWait := c.cfg.RetryMin
+	afterRecover := func(stopped bool) {
+		if stopped {
+			recoverAt = time.Now().Add(recoverWait)
+			recoverWait = min(2*recoverWait, c.cfg.RetryMax)
+		} else {
+			recoverWait = c.cfg.RetryMin
+		}
+	}
 	if replayFrom < stored {
-		if err := c.recoverRange(ctx, p, replayFrom, stored); err != nil {
+		stopped, err := c.recoverRange(ctx, p, replayFrom, stored)
+		if err != nil {
 			return false, err
 		}
+		afterRecover(stopped)
 	}
 
 	r := c.newReader(p)
@@ -108,11 +123,14 @@ func (c *Consumer) consumePartition(ctx context.Context, p int32, settledFrom in
 	pos := start
 	for {
 		// Leave overflow once there is room: re-read what was not tracked.
-		// Checked before every fetch, so an idle partition recovers too.
-		if from, ok := c.tr.overflowFrom(p); ok && c.tr.room() >= c.cfg.OpenMax/2 {
-			if err := c.recoverRange(ctx, p, from, pos); err != nil {
+		// Checked before every fetch (but not before recoverAt), so an idle
+		// partition recovers too.
+		if from, ok := c.tr.overflowFrom(p); ok && c.tr.room() >= c.cfg.OpenMax/2 && !time.Now().Before(recoverAt) {
+			stopped, err := c.recoverRange(ctx, p, from, pos)
+			if err != nil {
 				return progressed, err
 			}
+			afterRecover(stopped)
 		}
 		wait := idleWait
 		if _, ok := c.tr.overflowFrom(p); ok {
@@ -362,46 +380,71 @@ func (c *Consumer) addUnfiltered(evs []event.Event) {
 // already in the database, and tracks their posts so that the publisher
 // settles them in Redis. It is how a new owner finishes the work of one
 // that died between committing a batch and settling its posts, and how a
-// partition leaves overflow. It never cuts the range short (the caller
-// bounds how far back it starts): if the tracker has no room for all the
-// posts, it tracks the records up to where room ran out and leaves the
-// partition in overflow from there, to be continued when there is room.
-func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) error {
+// partition leaves overflow. It never skips part of the range: every record
+// in it is re-read or the partition stays in overflow from the first one
+// that was not, so its settled offset cannot pass a post that was not
+// tracked again.
+//
+//   - If the tracker has no room for all the posts, it tracks the records up
+//     to where room ran out and leaves the partition in overflow from there,
+//     to be continued when there is room.
+//   - If the read stops early (the log answers with an error, or with
+//     nothing for c.recoverQuiet), it tracks what was read, leaves the
+//     partition in overflow from the first record not read, and reports
+//     stopped: the caller tries again later.
+//   - Records the log no longer has (below its first offset: retention)
+//     cannot be re-read; they are skipped with a warning, and their posts
+//     settle when next touched or when their bases expire.
+func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) (stopped bool, err error) {
 	if from >= to {
 		c.tr.replayed(p, from, to, nil, true)
-		return nil
+		return false, nil
 	}
 	t0 := time.Now()
 	r := c.newReader(p)
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("partition %d: seek to %d for recovery: %w", p, from, err)
+		return false, fmt.Errorf("partition %d: seek to %d for recovery: %w", p, from, err)
 	}
 	room := c.tr.room()
 	maxBucket := capBucket(c.cfg.Counts, c.now())
 	idx := make(map[int64]int)
 	var pm []postMark
 	n := 0
-	end := to
+	next := from // every record below next is read (or not in the log)
+	end := to    // the tracked part is [from, end)
 read:
-	for {
-		// A record that never comes (the log lost it) must not hang the
-		// partition: give up after a quiet spell and keep what was found.
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	for next < to {
+		// A record that never comes must not hang the partition: after a
+		// quiet spell, keep what was read and continue later.
+		rctx, cancel := context.WithTimeout(ctx, c.recoverQuiet)
 		m, err := r.FetchMessage(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return false, ctx.Err()
 			}
-			c.log.Warn("recovery read stopped early", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to), zap.Error(err))
+			end, stopped = next, true
+			first, _, berr := c.bounds(ctx, p)
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if berr == nil && first > next {
+				// The log no longer has them: nothing to wait for.
+				end, stopped = min(first, to), false
+				c.log.Warn("records to re-read are gone from the log; skipping them: their posts settle when next touched or when their bases expire",
+					zap.Int32("partition", p), zap.Int64("from", next), zap.Int64("log_first", first), zap.Int64("to", to))
+			} else {
+				c.logLimited(fmt.Sprint("recover-", p), "recovery read stopped early; will continue from the first record not read",
+					zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("next", next), zap.Int64("to", to), zap.Error(err))
+			}
 			break
 		}
 		switch {
 		case m.Offset >= to:
-			break read
-		case m.Offset < from:
-			continue
+			break read // the log has no more records in the range
+		case m.Offset < next:
+			continue // below from, or redelivered
 		}
 		rec := decodeRecord(m.Offset, m.Value)
 		if rec.Skip == "" {
@@ -419,29 +462,28 @@ read:
 			}
 		}
 		n++
-		if m.Offset >= to-1 {
-			break
-		}
+		next = m.Offset + 1
 	}
 	c.m.recovered.Add(float64(n))
 	if end == from {
 		c.tr.overflow(p, from)
-		return nil
+		return stopped, nil
 	}
 	if !c.tr.replayed(p, from, end, pm, end == to) {
 		c.logLimited("overflow", "no room to recover open posts; will retry", zap.Int32("partition", p), zap.Int64("from", from))
-		return nil
+		return stopped, nil
 	}
-	if end < to {
-		c.logLimited("overflow", "open posts at consume.open_max: recovered part of the untracked range; will continue",
-			zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("reached", end), zap.Int64("to", to))
-	} else {
+	switch {
+	case end == to:
 		c.log.Info("recovered open posts from the log", zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("to", to),
 			zap.Int("records", n), zap.Int("posts", len(pm)), zap.Duration("took", time.Since(t0)))
+	case !stopped && len(pm) >= room:
+		c.logLimited("overflow", "open posts at consume.open_max: recovered part of the untracked range; will continue",
+			zap.Int32("partition", p), zap.Int64("from", from), zap.Int64("reached", end), zap.Int64("to", to))
 	}
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	return nil
+	return stopped, nil
 }

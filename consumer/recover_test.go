@@ -2,11 +2,14 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/likes-sidecar/likes/event"
 	"github.com/likes-sidecar/likes/internal/testenv"
@@ -140,4 +143,150 @@ func (e *env) leaveUnsettled(initial []event.Event, batches ...[]event.Event) in
 		t.Fatalf("after A stopped: %v", err)
 	}
 	return settled
+}
+
+// TestRecoveryStoppedEarlyContinuesFromTheFirstRecordNotRead hands a
+// partition over with an unsettled range [200, 600) whose newer half,
+// [400, 600), touches only posts 100..102, and stalls the new owner's
+// re-read there: the broker drops the connection of every fetch from 400
+// on. The re-read must track what it read (posts 1..10 get published) and
+// leave the partition in overflow from 400, so that the settled offset
+// stays at 400 until the stall ends and the rest is re-read; then every
+// count comes right. (A re-read that stopped early used to declare the
+// whole range recovered: the settled offset reached 600 and posts 100..102
+// were never published.)
+func TestRecoveryStoppedEarlyContinuesFromTheFirstRecordNotRead(t *testing.T) {
+	e := newEnv(t, 1)
+	rng := rand.New(rand.NewPCG(12, 12))
+	settled := e.leaveUnsettled(e.gen(rng, 200, 1, 10, 40),
+		e.gen(rng, 100, 1, 10, 40), e.gen(rng, 100, 1, 10, 40),
+		e.gen(rng, 100, 100, 3, 40), e.gen(rng, 100, 100, 3, 40))
+	const stallFrom, end = 400, 600
+	stall := e.stallFetches(stallFrom, end)
+
+	b := e.startTuned("likes-db", nil, func(c *Consumer) { c.recoverQuiet = 300 * time.Millisecond })
+	testenv.Eventually(t, convergeBound, func() error {
+		if stall.hits.Load() == 0 {
+			return errors.New("the re-read has not reached the stall yet")
+		}
+		return e.checkRedis(false, func(post int64) bool { return post < 100 })
+	})
+	// While the stall lasts, nothing moves past the first record not read,
+	// however often the re-read is retried (with backoff).
+	held := func() error {
+		if from, ok := b.c.tr.overflowFrom(0); !ok || from != stallFrom {
+			return fmt.Errorf("got partition 0 in overflow %v from %d, want in overflow from %d (the first record not read)", ok, from, stallFrom)
+		}
+		if s, _ := b.c.tr.settled(0); s != stallFrom {
+			return fmt.Errorf("got settled offset %d, want %d", s, stallFrom)
+		}
+		return nil
+	}
+	testenv.Eventually(t, convergeBound, held)
+	testenv.Eventually(t, convergeBound, func() error {
+		if n := stall.hits.Load(); n < 5 {
+			return fmt.Errorf("got %d stalled fetches, want at least 5: the re-read retried", n)
+		}
+		return nil
+	})
+	if err := held(); err != nil {
+		t.Fatalf("after retries of the stalled re-read: %v", err)
+	}
+	if offs, err := e.groupOffsets("likes-db", 1); err != nil || offs[0] > stallFrom {
+		t.Fatalf("got group offset %v (%v), want at most %d", offs[0], err, stallFrom)
+	}
+
+	stall.on.Store(false)
+	testenv.Eventually(t, convergeBound, func() error {
+		if err := e.checkRedis(false, nil); err != nil {
+			return err
+		}
+		if _, ok := b.c.tr.overflowFrom(0); ok {
+			return errors.New("partition 0 still in overflow")
+		}
+		if s, _ := b.c.tr.settled(0); s != end {
+			return fmt.Errorf("got settled offset %d, want %d", s, end)
+		}
+		return nil
+	})
+	if got, want := b.metric("likes_consumer_recovered_records_total"), float64(end-settled); got != want {
+		t.Fatalf("got %v records re-read, want %v (each once)", got, want)
+	}
+}
+
+// TestRecoverySkipsRecordsTheLogNoLongerHas stalls the new owner's re-read
+// of an unsettled range [200, 400) at 300, then deletes the log's records
+// below 400 (retention): the re-read cannot wait for them, so it skips
+// them, and the partition leaves overflow with its settled offset at 400.
+// (Posts touched only by the deleted records settle when next touched or
+// when their bases expire; that is not checked.)
+func TestRecoverySkipsRecordsTheLogNoLongerHas(t *testing.T) {
+	e := newEnv(t, 1)
+	rng := rand.New(rand.NewPCG(13, 13))
+	e.leaveUnsettled(e.gen(rng, 200, 1, 10, 40),
+		e.gen(rng, 100, 1, 10, 40), e.gen(rng, 100, 100, 3, 40))
+	const stallFrom, end = 300, 400
+	stall := e.stallFetches(stallFrom, end)
+
+	b := e.startTuned("likes-db", nil, func(c *Consumer) { c.recoverQuiet = 300 * time.Millisecond })
+	testenv.Eventually(t, convergeBound, func() error {
+		if stall.hits.Load() == 0 {
+			return errors.New("the re-read has not reached the stall yet")
+		}
+		return nil
+	})
+	if err := e.kafka.Cluster.DeleteRecords(testTopic, 0, end); err != nil {
+		t.Fatalf("delete records below %d: %v", end, err)
+	}
+	testenv.Eventually(t, convergeBound, func() error {
+		if err := e.checkRedis(false, func(post int64) bool { return post < 100 }); err != nil {
+			return err
+		}
+		if _, ok := b.c.tr.overflowFrom(0); ok {
+			return errors.New("partition 0 still in overflow")
+		}
+		if s, _ := b.c.tr.settled(0); s != end {
+			return fmt.Errorf("got settled offset %d, want %d", s, end)
+		}
+		return nil
+	})
+	// The partition goes on as usual, and posts 100..102 settle once
+	// touched again.
+	e.produce(e.gen(rng, 100, 1, 10, 40))
+	e.produce(e.gen(rng, 30, 100, 3, 40))
+	e.waitCaughtUp(b.c, time.Minute)
+	e.converge(false)
+}
+
+// fetchStall makes the broker answer every fetch with one record batch at
+// most (so that a reader advances batch by batch), and, while on, drop the
+// connection of any fetch at an offset in [from, to) instead of answering.
+type fetchStall struct {
+	on   atomic.Bool
+	hits atomic.Int64 // fetches dropped
+}
+
+// stallFetches installs a fetchStall, on, for every partition of the env's
+// broker.
+func (e *env) stallFetches(from, to int64) *fetchStall {
+	s := &fetchStall{}
+	s.on.Store(true)
+	cl := e.kafka.Cluster
+	cl.ControlKey(kmsg.Fetch.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		f := req.(*kmsg.FetchRequest)
+		f.MaxBytes = 1
+		for i := range f.Topics {
+			for j := range f.Topics[i].Partitions {
+				fp := &f.Topics[i].Partitions[j]
+				fp.PartitionMaxBytes = 1
+				if s.on.Load() && fp.FetchOffset >= from && fp.FetchOffset < to {
+					s.hits.Add(1)
+					cl.KeepControl()
+					return nil, errors.New("stalled"), true
+				}
+			}
+		}
+		return nil, nil, false // kfake answers, within the new limits
+	})
+	return s
 }

@@ -111,9 +111,10 @@ func (t *tracker) add(p int32, from, end int64, pm []postMark) bool {
 // replayed tracks the marks rebuilt by re-reading partition p's log from
 // from up to end (after a new assignment, or to leave overflow). If
 // complete, the re-read reached the fetcher's position and p leaves
-// overflow; otherwise it stopped at end for lack of room and p stays in
-// overflow from end. It reports false if the marks do not fit (p then
-// stays, or enters, overflow from from).
+// overflow; otherwise it stopped at end (for lack of room, or because the
+// read stopped early) and p stays in, or enters, overflow from end. It
+// reports false if the marks do not fit (p then stays, or enters, overflow
+// from from).
 func (t *tracker) replayed(p int32, from, end int64, pm []postMark, complete bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
