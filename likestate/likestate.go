@@ -44,7 +44,8 @@
 // its own decision), and the next round trip, Record or Lookup, deletes
 // their fields before anything else, so that the other sidecars ask the
 // database for them too until they are written again. A pair written again
-// in the meantime is no longer stale. What is left: between the failure
+// in the meantime is no longer stale, and a sidecar that shuts down
+// deletes what is left ([Store.Flush]). What is left: between the failure
 // and the next round trip that reaches Redis, other sidecars can still read
 // the older state; and past maxStale pairs the Store stops remembering (the
 // error says so).
@@ -242,6 +243,27 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.failed()
 		return failed(err)
+	}
+	s.stale.cleared(snap)
+	return nil
+}
+
+// Flush deletes the fields of the stale pairs now (one round trip bounded
+// by ctx, also right after a failure; nothing when there are none). A sidecar that shuts down calls it after its last
+// Record: its next round trip, which would have deleted them, never comes,
+// and the older states would outlive it for as long as the post is written
+// through other sidecars (each write sets the key's TTL again).
+func (s *Store) Flush(ctx context.Context) error {
+	if s.stale.n.Load() == 0 {
+		return nil
+	}
+	// The last chance: Redis is asked even within RetryAfter of a failure,
+	// bounded by ctx alone.
+	pipe := s.rdb.Pipeline()
+	snap := s.deleteStale(ctx, pipe)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.failed()
+		return fmt.Errorf("delete stale like states of %d keys: %w", len(snap), err)
 	}
 	s.stale.cleared(snap)
 	return nil

@@ -130,3 +130,43 @@ func TestStaleSetGenerations(t *testing.T) {
 		t.Fatalf("after drop: %d entries, %d keys, want none", s.n.Load(), len(s.m))
 	}
 }
+
+// TestFlushDeletesStaleStates: a sidecar whose Record failed and that shuts
+// down before its next round trip deletes the older state on its way out
+// (Flush, called by the drain), even within RetryAfter of the failure;
+// otherwise the other sidecars kept reading it for as long as they wrote
+// the post (found by review).
+func TestFlushDeletesStaleStates(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s, err := New(rdb, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(srv.Client(t), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("flush with nothing stale: %v", err)
+	}
+	if err := s.Record(ctx, []event.Event{{Op: event.Like, PostID: 7, UserID: 42}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client(t).Do(ctx, "CLIENT", "PAUSE", 300, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, []event.Event{{Op: event.Unlike, PostID: 7, UserID: 42}}, nil); err == nil {
+		t.Fatal("record while Redis pauses writes: got nil, want a timeout")
+	}
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Flush(fctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if got, err := other.Lookup(ctx, []Pair{{7, 42}}); err != nil || got[0] != Unknown {
+		t.Fatalf("another sidecar after the flush: got %v, %v, want Unknown", got, err)
+	}
+}

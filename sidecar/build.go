@@ -321,8 +321,11 @@ type Parts struct {
 	Dedup    *dedupcache.Checker
 	// DedupFilter is the shared bloom filter (nil with dedup.shared_mode=off).
 	DedupFilter *dedupcache.Shared
-	Coalescer   *coalescer.Coalescer
-	API         *proxy.API
+	// LikeStates is the like states shared through Redis (package
+	// likestate); drain flushes its pending clean-up.
+	LikeStates *likestate.Store
+	Coalescer  *coalescer.Coalescer
+	API        *proxy.API
 }
 
 // Build connects to Redis, the log and the database and assembles the API.
@@ -409,6 +412,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if err != nil {
 		return nil, err
 	}
+	p.LikeStates = shared
 	stateLimiter := ratelog.New(log, 5*time.Second)
 	lookup := func(ctx context.Context, pairs []dedupcache.Pair) ([]dedupcache.LookupAnswer, error) {
 		return lookupLiked(ctx, shared, db, pairs, stateLimiter)

@@ -193,6 +193,13 @@ func (p *Parts) drain(probe *Probe, servers []*http.Server, stopExtra func(), ex
 	if err := p.Coalescer.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// After the last Record: delete the older states of pairs whose Record
+	// failed, or they would outlive this sidecar (package likestate).
+	if p.LikeStates != nil {
+		if err := p.LikeStates.Flush(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	p.closeClients()
 	if len(errs) == 0 {
 		p.Logger.Info("drained: every queued batch published and every counted delta written")
