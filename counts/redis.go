@@ -189,6 +189,16 @@ func Read(ctx context.Context, rdb redis.UniversalClient, cfg Config, post int64
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("read count of post %d: %w", post, err)
 	}
+	// Exec reports only the first failed command, and a missing base (nil)
+	// is first: check every command, or a failed shard would count as 0.
+	if err := baseCmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return Snapshot{}, fmt.Errorf("read count of post %d: base: %w", post, err)
+	}
+	for i, c := range shards {
+		if err := c.Err(); err != nil {
+			return Snapshot{}, fmt.Errorf("read count of post %d: tail shard %d: %w", post, i, err)
+		}
+	}
 	var snap Snapshot
 	if s, err := baseCmd.Result(); err == nil {
 		b, perr := ParseBase(s)
