@@ -347,8 +347,10 @@ func countEvents(t *testing.T, brokers []string, post int64) int {
 		if last == 0 {
 			continue
 		}
+		// A minute, not less: on a loaded machine the in-process broker has
+		// answered a fetch only after kafka-go's read timeouts (20 s was hit once).
 		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "like_events", Partition: p, MaxWait: 50 * time.Millisecond})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		for {
 			m, err := rd.ReadMessage(ctx)
 			if err != nil {
