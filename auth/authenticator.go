@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -150,21 +151,83 @@ func (a *Authenticator) verify(token string, now int64) (int64, error) {
 			return id, nil
 		}
 	}
-	var claims jwt.RegisteredClaims
+	id, e, err := a.verifyGeneral(token)
+	if err != nil {
+		return 0, err
+	}
+	a.cache.put(token, e, now)
+	return id, nil
+}
+
+// verifyGeneral verifies token with the general JWT parser and returns its
+// user and cache entry, or an error wrapping [ErrInvalidCredentials].
+func (a *Authenticator) verifyGeneral(token string) (int64, cacheEntry, error) {
+	var claims strictClaims
 	if _, err := a.parser.ParseWithClaims(token, &claims, a.keyfunc); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
+		return 0, cacheEntry{}, fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
 	}
 	id, err := parseUserID(claims.Subject)
 	if err != nil {
-		return 0, fmt.Errorf("%w: sub: %w", ErrInvalidCredentials, err)
+		return 0, cacheEntry{}, fmt.Errorf("%w: sub: %w", ErrInvalidCredentials, err)
 	}
 	e := cacheEntry{user: id, from: math.MinInt64, until: unixNanos(claims.ExpiresAt.Time)}
 	if claims.NotBefore != nil {
 		e.from = unixNanos(claims.NotBefore.Add(-a.leeway))
 	}
-	a.cache.put(token, e, now)
-	return id, nil
+	return id, e, nil
 }
+
+// registeredClaimNames are the claim names of RFC 7519 §4.1.
+var registeredClaimNames = [...]string{"sub", "exp", "nbf", "iat", "iss", "aud", "jti"}
+
+// claimNameCaseVariant returns the registered claim name that key spells in
+// another case ("EXP", "Sub", "ſub" with a long s), or "" when key is a
+// registered name exactly or no registered name at all. Case is compared as
+// encoding/json compares field names (Unicode simple folding). It does not
+// allocate.
+func claimNameCaseVariant(key string) string {
+	switch key {
+	case "sub", "exp", "nbf", "iat", "iss", "aud", "jti":
+		return ""
+	}
+	for _, name := range registeredClaimNames {
+		if strings.EqualFold(key, name) {
+			return name
+		}
+	}
+	return ""
+}
+
+// strictClaims are the registered claims, decoded like jwt.RegisteredClaims
+// except that a payload with a key that spells a registered claim name in
+// another case is refused. encoding/json matches keys to fields
+// case-insensitively, last match wins, so {"exp":<future>,"EXP":<past>}
+// would otherwise be read as expired here and as valid by any reader that
+// matches exactly (the HS256 fast path, an upstream gateway): a token that
+// spells a claim two ways is ambiguous, and refusing it is the safe answer.
+type strictClaims struct {
+	jwt.RegisteredClaims
+}
+
+// UnmarshalJSON checks the payload's keys, then decodes the claims.
+func (c *strictClaims) UnmarshalJSON(b []byte) error {
+	var keys map[string]skipValue // the keys, unescaped
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return err
+	}
+	for k := range keys {
+		if name := claimNameCaseVariant(k); name != "" {
+			return fmt.Errorf("a claim name spells %q in another case", name)
+		}
+	}
+	return json.Unmarshal(b, &c.RegisteredClaims)
+}
+
+// skipValue is a JSON value that is not needed: decoding it only checks its
+// syntax and copies nothing.
+type skipValue struct{}
+
+func (skipValue) UnmarshalJSON([]byte) error { return nil }
 
 // bearerToken extracts the token of a "Bearer <token>" header value.
 func bearerToken(h string) (string, error) {

@@ -61,6 +61,13 @@
 //   - nbf is enforced when present; iat is not checked.
 //   - iss must equal auth.issuer when that is set; aud must contain
 //     auth.audience when that is set.
+//   - A payload with a key that is a registered claim name (sub, exp, nbf,
+//     iat, iss, aud, jti) in another case — "EXP", "Sub", "ſub" with a long
+//     s — is refused. The JWT library decodes claims with encoding/json,
+//     which matches names case-insensitively (Unicode folding, last match
+//     wins), so {"exp":<future>,"EXP":<past>} is expired to it and valid to a
+//     reader that matches exactly; a token that spells a claim two ways is
+//     ambiguous, whichever spelling wins.
 //   - exp and nbf are checked with a leeway (auth.leeway, 30s by default) for
 //     clock skew between the issuer and the sidecar: without it, a token minted
 //     with nbf = now by an issuer whose clock runs a second ahead is refused
@@ -70,6 +77,14 @@
 // byte outside the base64url alphabet and '.', is refused, and base64 is
 // decoded strictly. That bounds the work an attacker can cause per request and
 // gives every verified token exactly one spelling in the cache.
+//
+// Under auth.jwt_secret, tokens of the common shape (a canonical HS256 header,
+// a flat claims object of ASCII strings without escapes and integers, each
+// registered claim spelled once and in lower case) are checked by a fast path
+// — a pooled HMAC and a strict claims scanner — instead of the JWT library.
+// It accepts only what the library accepts, for the same user and validity,
+// and leaves every other token to the library; a differential fuzz test holds
+// it to that.
 //
 // # Verified-token cache
 //

@@ -19,10 +19,18 @@ import (
 // token shape — a canonical HS256 header and a flat claims object of strings
 // and integers — verifyHS256Fast checks the signature with a pooled HMAC and
 // reads the claims with a tiny strict scanner. It answers only when it is sure:
-// anything unusual (another header, nested or escaped JSON, floats, duplicate
-// claims, array audiences) returns handled=false and the general parser
-// decides, so the fast path can only agree with it, never widen what is
-// accepted. A differential fuzz test holds it to that.
+// anything unusual (another header, nested or escaped JSON, non-ASCII, floats,
+// duplicate claims, array audiences, a key that spells a registered claim name
+// in another case such as "EXP" or "Sub") returns handled=false and the
+// general parser decides, so the fast path can only agree with it, never
+// widen what is accepted. A differential fuzz test holds it to that.
+//
+// Case variants need care because the two readers differ there: the scanner
+// matches claim names exactly, while the general parser decodes through
+// encoding/json, which matches them case-insensitively (Unicode folding, last
+// match wins). {"exp":<future>,"EXP":<past>} would be valid here and expired
+// there. The general parser refuses such a payload outright (see
+// claimNameCaseVariant), and the scanner leaves it to it.
 
 // canonicalHS256Headers are the base64url headers the fast path accepts:
 // {"alg":"HS256","typ":"JWT"}, {"typ":"JWT","alg":"HS256"} and {"alg":"HS256"}.
@@ -127,8 +135,9 @@ func (a *Authenticator) verifyHS256Fast(token string, now time.Time) (user int64
 }
 
 // scanClaims reads a flat JSON object whose values are strings without
-// escapes or non-negative integers. It returns false for anything else, and
-// for repeated or unknown-typed registered claims.
+// escapes or non-negative integers. It returns false for anything else, for
+// repeated or unknown-typed registered claims, and for keys that spell a
+// registered claim name in another case.
 func scanClaims(b []byte, c *fastClaims) bool {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -145,6 +154,11 @@ func scanClaims(b []byte, c *fastClaims) bool {
 			return false
 		}
 		if seen[key] {
+			return false
+		}
+		// Keys here are ASCII (scanString refuses the rest), so a case
+		// variant of a three-letter claim name has three bytes.
+		if len(key) == 3 && claimNameCaseVariant(key) != "" {
 			return false
 		}
 		seen[key] = true

@@ -4,11 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 const fastSecret = "fast-path-secret-0123456789-0123456789-0123"
@@ -39,11 +38,7 @@ func rawToken(header, payload string, good bool) string {
 
 // slow is the general parser's verdict.
 func slow(a *Authenticator, token string) (int64, bool) {
-	var claims jwt.RegisteredClaims
-	if _, err := a.parser.ParseWithClaims(token, &claims, a.keyfunc); err != nil {
-		return 0, false
-	}
-	id, err := parseUserID(claims.Subject)
+	id, _, err := a.verifyGeneral(token)
 	return id, err == nil
 }
 
@@ -80,6 +75,12 @@ func TestFastPathNeverWidensWhatIsAccepted(t *testing.T) {
 		{"nested", hdr, `{"sub":"7","exp":1800000100,"x":{"a":1}}`, true},
 		{"trailing junk", hdr, `{"sub":"7","exp":1800000100}x`, true},
 	}
+	for _, p := range caseVariantPayloads {
+		cases = append(cases, struct {
+			name, header, payload string
+			good                  bool
+		}{"case variant " + p, hdr, p, true})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := fastAuth(t, "", "")
@@ -90,6 +91,82 @@ func TestFastPathNeverWidensWhatIsAccepted(t *testing.T) {
 				t.Fatalf("fast path accepted %d, general parser says %d/%v", fid, sid, sok)
 			}
 		})
+	}
+}
+
+// caseVariantPayloads spell a registered claim name in another case, which
+// encoding/json (the general parser) matches case-insensitively and an exact
+// reader does not. Every one of them must be refused by both paths.
+var caseVariantPayloads = []string{
+	`{"sub":"7","exp":1800000100,"EXP":1700000000}`,                       // expired for encoding/json, valid for an exact reader
+	`{"sub":"7","EXP":1700000000,"exp":1800000100}`,                       // the other order: valid to both readers, still ambiguous
+	`{"sub":"7","eXp":1800000100}`,                                        // exp only in another case
+	`{"sub":"7","exp":1800000100,"Nbf":1900000000}`,                       // not yet valid for encoding/json
+	`{"sub":"7","exp":1800000100,"iss":"likes","ISS":"evil","aud":"api"}`, // wrong issuer for encoding/json
+	`{"sub":"7","exp":1800000100,"iss":"likes","aud":"api","Aud":"x"}`,    // wrong audience for encoding/json
+	`{"sub":"7","exp":1800000100,"Sub":"8"}`,                              // user 8 for encoding/json
+	`{"SUB":"8","exp":1800000100}`,                                        // sub only in another case
+	`{"sub":"7","exp":1800000100,"\u0053ub":"8"}`,                         // "Sub", escaped
+	`{"sub":"7","exp":1800000100,"ſub":"8"}`,                              // long s: a Unicode fold of "sub"
+	`{"sub":"7","exp":1800000100,"iſs":"likes"}`,                          // and of "iss"
+	`{"sub":"7","exp":1800000100,"IAT":1799999000}`,
+	`{"sub":"7","exp":1800000100,"Jti":"x"}`,
+}
+
+// TestCaseVariantClaimNamesAreRefused: a payload that spells a registered
+// claim name in another case is refused by the fast path's scanner, by the
+// general parser and by Authenticate, under every configuration; the same
+// payload with that key renamed is not.
+func TestCaseVariantClaimNamesAreRefused(t *testing.T) {
+	hdr := `{"alg":"HS256","typ":"JWT"}`
+	for _, p := range caseVariantPayloads {
+		var c fastClaims
+		if scanClaims([]byte(p), &c) {
+			t.Errorf("scanClaims(%s) = true, want false", p)
+		}
+		tok := rawToken(hdr, p, true)
+		for _, a := range []*Authenticator{fastAuth(t, "", ""), fastAuth(t, "likes", "api")} {
+			if id, _, handled, _ := a.verifyHS256Fast(tok, fastNow); handled {
+				t.Errorf("%s: fast path answered %d, want it to leave the token to the general parser", p, id)
+			}
+			if id, ok := slow(a, tok); ok {
+				t.Errorf("%s: general parser accepted user %d, want a refusal", p, id)
+			}
+			if id, err := a.Authenticate("Bearer "+tok, ""); !errors.Is(err, ErrInvalidCredentials) || id != 0 {
+				t.Errorf("%s: Authenticate got %d, %v, want 0, %v", p, id, err, ErrInvalidCredentials)
+			}
+		}
+	}
+	// Controls: other names, even close ones, are ordinary unknown claims.
+	a := fastAuth(t, "likes", "api")
+	for _, p := range []string{
+		`{"sub":"7","exp":1800000100,"iss":"likes","aud":"api","EXQ":1700000000}`,
+		`{"sub":"7","exp":1800000100,"iss":"likes","aud":"api","Subject":"8","EXPIRES":1,"sub_":"8","_sub":"8"}`,
+		`{"sub":"7","exp":1800000100,"iss":"likes","aud":"api","su":"8","s":"8","":"8"}`,
+	} {
+		tok := rawToken(hdr, p, true)
+		fid, _, handled, _ := a.verifyHS256Fast(tok, fastNow)
+		sid, sok := slow(a, tok)
+		if !handled || fid != 7 || !sok || sid != 7 {
+			t.Errorf("%s: fast %d/%v, general %d/%v, want 7 from both", p, fid, handled, sid, sok)
+		}
+	}
+}
+
+func TestClaimNameCaseVariant(t *testing.T) {
+	for key, want := range map[string]string{
+		"sub": "", "exp": "", "nbf": "", "iat": "", "iss": "", "aud": "", "jti": "",
+		"Sub": "sub", "SUB": "sub", "sUb": "sub", "ſub": "sub", "ſUB": "sub",
+		"EXP": "exp", "Exp": "exp", "NBF": "nbf", "Iat": "iat", "ISS": "iss", "iſſ": "iss",
+		"AUD": "aud", "JTI": "jti",
+		"": "", "su": "", "subs": "", "sub ": "", "exq": "", "name": "", "K": "",
+	} {
+		if got := claimNameCaseVariant(key); got != want {
+			t.Errorf("claimNameCaseVariant(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { claimNameCaseVariant("ſUB") }); n != 0 {
+		t.Errorf("claimNameCaseVariant allocates %v times, want 0", n)
 	}
 }
 
@@ -120,6 +197,9 @@ func FuzzFastPathAgrees(f *testing.F) {
 	f.Add(`{"sub":"9223372036854775807","exp":1800000100,"nbf":1799999000,"iat":1799999000}`, true, uint8(1))
 	f.Add(`{"exp":1800000100,"sub":"12","iss":"likes","aud":"api"}`, true, uint8(2))
 	f.Add(`{ "sub" : "1" , "exp" : 999999999999999 }`, false, uint8(0))
+	for i, p := range caseVariantPayloads {
+		f.Add(p, true, uint8(i))
+	}
 	headers := []string{`{"alg":"HS256","typ":"JWT"}`, `{"typ":"JWT","alg":"HS256"}`, `{"alg":"HS256"}`}
 	plain, withClaims := fastAuth(f, "", ""), fastAuth(f, "likes", "api")
 	f.Fuzz(func(t *testing.T, payload string, good bool, h uint8) {
