@@ -20,8 +20,22 @@ func TestParseRetryAfter(t *testing.T) {
 		{"-3", time.Second},
 		{"1.5", time.Second},
 		{"soon", time.Second},
+		{"3599", 3599 * time.Second},
+		{"3600", time.Hour},
+		{"3601", time.Hour},
+		{"007", 7 * time.Second},
 		{"999999999999", time.Hour},
-		{"99999999999999999999999", time.Second}, // overflows int64: unreadable
+		{"9223372036854775807", time.Hour},  // max int64
+		{"18446744073709551616", time.Hour}, // past uint64
+		{"99999999999999999999", time.Hour}, // overflows int64: still the ceiling
+		{"99999999999999999999999", time.Hour},
+		{"000000000000000000000000000000005", 5 * time.Second}, // long, but small
+		{"+5", time.Second},                                    // delay-seconds is 1*DIGIT: no sign
+		{"+99999999999999999999", time.Second},
+		{"-0", time.Second},
+		{"5 s", time.Second},
+		{"0x10", time.Second},
+		{"١", time.Second}, // not an ASCII digit
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{now.Add(48 * time.Hour).Format(http.TimeFormat), time.Hour},

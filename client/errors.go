@@ -96,21 +96,20 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date
-// (RFC 9110). Anything else, or nothing, is one second. The result is at
-// most an hour, never negative.
+// parseRetryAfter reads a Retry-After header: delay-seconds (RFC 9110
+// 1*DIGIT: decimal digits only, no sign) or an HTTP date. Anything else, or
+// nothing, is one second. The result is at most an hour, never negative; any
+// delay-seconds above an hour is the hour, however many digits it has.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	const fallback, ceiling = time.Second, time.Hour
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return fallback
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return fallback
-		}
-		if n > int64(ceiling/time.Second) {
-			return ceiling
+	if allDigits(v) {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > uint64(ceiling/time.Second) {
+			return ceiling // err can only be ErrRange: digits past 2^64−1
 		}
 		return time.Duration(n) * time.Second
 	}
@@ -125,4 +124,17 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return d
 	}
 	return fallback
+}
+
+// allDigits reports whether s is one or more ASCII decimal digits.
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -2,7 +2,9 @@ package client
 
 import (
 	"errors"
+	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +22,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(503, "1", `{"error":"overloaded","message":"too many pending writes; retry later"}`)
 	f.Add(503, "Wed, 21 Oct 2015 07:28:00 GMT", ``)
 	f.Add(503, "-1", `{"error":`)
+	f.Add(503, "99999999999999999999", `{"error":"overloaded","message":"m"}`)
+	f.Add(503, "+5", `{"error":"overloaded","message":"m"}`)
 	f.Add(200, "", `{"count":1e3}`)
 	f.Add(200, "", `{"count":-0}`)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -47,6 +51,36 @@ func FuzzDecode(f *testing.F) {
 		}
 		if cerr == nil && n < 0 {
 			t.Fatalf("count %q: got %d, want >= 0", body, n)
+		}
+	})
+}
+
+// FuzzParseRetryAfter checks parseRetryAfter against RFC 9110 read with
+// math/big: ASCII digits only (after trimming space) are that many seconds,
+// capped at an hour however large; an HTTP date is the time until it, within
+// [0, 1h]; anything else, a sign included, is one second.
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []string{"", "0", "1", " 7 ", "3600", "3601", "007", "-3", "+5", "-0", "1.5", "1e3", "0x10",
+		"9223372036854775807", "18446744073709551616", "99999999999999999999", "+99999999999999999999",
+		"١", "soon", now.Add(30 * time.Second).Format(http.TimeFormat), "Wed, 21 Oct 2015 07:28:00 GMT"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := parseRetryAfter(v, now)
+		s := strings.TrimSpace(v)
+		want := time.Second
+		if s != "" && strings.Trim(s, "0123456789") == "" {
+			n, _ := new(big.Int).SetString(s, 10)
+			want = time.Hour
+			if n.Cmp(big.NewInt(3600)) < 0 {
+				want = time.Duration(n.Int64()) * time.Second
+			}
+		} else if d, err := http.ParseTime(s); err == nil {
+			want = min(max(d.Sub(now), 0), time.Hour)
+		}
+		if got != want {
+			t.Fatalf("parseRetryAfter(%q): got %v, want %v", v, got, want)
 		}
 	})
 }
