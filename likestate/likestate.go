@@ -41,14 +41,17 @@
 // the database (the state is meant to be newer than both), and the user's
 // next like would get 409. So the Store remembers those pairs as stale:
 // Lookup answers Unknown for them (the caller asks the database and keeps
-// its own decision), and the next round trip, Record or Lookup, deletes
-// their fields before anything else, so that the other sidecars ask the
-// database for them too until they are written again. A pair written again
-// in the meantime is no longer stale, and a sidecar that shuts down
-// deletes what is left ([Store.Flush]). What is left: between the failure
-// and the next round trip that reaches Redis, other sidecars can still read
-// the older state; and past maxStale pairs the Store stops remembering (the
-// error says so).
+// its own decision), and once a round trip, Record or Lookup, shows that
+// Redis answers, a background round trip deletes their fields, so that the
+// other sidecars ask the database for them too until they are written
+// again. (Not within Record's own round trip: with a cluster node down,
+// every write would wait for the deletions on that node.) A pair written
+// again in the meantime is no longer stale, and a sidecar that shuts down
+// deletes what is left ([Store.Flush]). What is left: until that deletion,
+// other sidecars can still read the older state; a deletion that lands
+// after a newer write of the same pair (by another sidecar) sends that pair
+// to the database too; and past maxStale pairs the Store stops remembering
+// (the error says so).
 //
 // Safe for concurrent use.
 package likestate
@@ -118,8 +121,10 @@ type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
 
-	// stale holds the pairs whose last Record failed (see the package doc).
-	stale staleSet
+	// stale holds the pairs whose last Record failed (see the package doc);
+	// cleaning is set while cleanStale deletes their fields.
+	stale    staleSet
+	cleaning atomic.Bool
 
 	// downUntil is when calls may try Redis again after a failed round
 	// trip (Unix nanoseconds); until then they fail at once with ErrDown.
@@ -173,9 +178,8 @@ func (s *Store) key(post, user int64) string {
 
 // Record writes the final state of each pair in events (later events win;
 // events must be in log order), skipping events whose errs entry is not nil.
-// One pipelined round trip, which first deletes the fields of the pairs
-// whose earlier Record failed. When it fails, its pairs become stale (see
-// the package doc).
+// One pipelined round trip. When it fails, its pairs become stale (see the
+// package doc).
 func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) error {
 	type fields struct {
 		key  string
@@ -231,7 +235,6 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 	}
 	defer cancel()
 	pipe := s.rdb.Pipeline()
-	snap := s.deleteStale(ctx, pipe)
 	for _, f := range order {
 		args := make([]any, 0, 2*len(f.vals))
 		for u, v := range f.vals {
@@ -244,15 +247,16 @@ func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) 
 		s.failed()
 		return failed(err)
 	}
-	s.stale.cleared(snap)
+	s.cleanStale()
 	return nil
 }
 
-// Flush deletes the fields of the stale pairs now (one round trip bounded
-// by ctx, also right after a failure; nothing when there are none). A sidecar that shuts down calls it after its last
-// Record: its next round trip, which would have deleted them, never comes,
-// and the older states would outlive it for as long as the post is written
-// through other sidecars (each write sets the key's TTL again).
+// Flush deletes the fields of the stale pairs now: one round trip bounded
+// by ctx, also right after a failure; nothing when there are none. A
+// sidecar that shuts down calls it after its last Record, since the round
+// trip after which they would have been deleted may never come, and the
+// older states would outlive it for as long as the post is written through
+// other sidecars (each write sets the key's TTL again).
 func (s *Store) Flush(ctx context.Context) error {
 	if s.stale.n.Load() == 0 {
 		return nil
@@ -269,6 +273,32 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
+// cleanStale deletes the stale pairs' fields in the background, one round
+// trip at a time, after a round trip showed that Redis answers. Not in the
+// round trips of Record and Lookup themselves: with a cluster node down, the
+// deletions for its keys would make every one of them wait for it (measured:
+// writes on healthy nodes timed out behind them). A failed clean-up does not
+// open the breaker; the next successful round trip tries again.
+func (s *Store) cleanStale() {
+	if s.stale.n.Load() == 0 || !s.cleaning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.cleaning.Store(false)
+		timeout := s.cfg.Timeout
+		if timeout <= 0 {
+			timeout = time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		pipe := s.rdb.Pipeline()
+		snap := s.deleteStale(ctx, pipe)
+		if _, err := pipe.Exec(ctx); err == nil {
+			s.stale.cleared(snap)
+		}
+	}()
+}
+
 // deleteStale queues on pipe one HDEL per key with stale pairs and returns
 // the snapshot it deleted, to be cleared once pipe succeeded.
 func (s *Store) deleteStale(ctx context.Context, pipe redis.Pipeliner) []staleKey {
@@ -283,8 +313,8 @@ func (s *Store) deleteStale(ctx context.Context, pipe redis.Pipeliner) []staleKe
 	return snap
 }
 
-// Lookup returns the state of each pair with one pipelined round trip, which
-// first deletes the fields of the stale pairs. A stale pair is Unknown.
+// Lookup returns the state of each pair with one pipelined round trip. A
+// stale pair is Unknown.
 func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 	type ask struct {
 		key   string
@@ -310,7 +340,6 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 	}
 	defer cancel()
 	pipe := s.rdb.Pipeline()
-	snap := s.deleteStale(ctx, pipe)
 	cmds := make([]*redis.SliceCmd, len(order))
 	for i, a := range order {
 		cmds[i] = pipe.HMGet(ctx, a.key, a.users...)
@@ -319,7 +348,7 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		s.failed()
 		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
 	}
-	s.stale.cleared(snap)
+	s.cleanStale()
 	out := make([]State, len(pairs))
 	for i, a := range order {
 		vals, err := cmds[i].Result()
@@ -328,7 +357,7 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		}
 		for j, v := range vals {
 			if s.stale.has(a.key, pairs[a.idx[j]].User) {
-				continue // marked stale by a Record that failed meanwhile
+				continue // its field is the older state, not yet deleted
 			}
 			switch v {
 			case "1":
