@@ -53,15 +53,10 @@
 // post is not asked about again for a minute. A filter that lost its data is
 // thus never trusted again for a post with likes (until its keys expire and
 // the post has no likes), trading speed for correct 409s. For trustHoldOff
-// (10 s) after its own last failure a sidecar trusts no post newly: the
+// (10 s) after its own last failure a sidecar trusts no post at all: the
 // other sidecars may still hold likes they accepted while Redis failed and
 // have not written yet (their breaker and add flushes take about 2 s), and
-// the database may not show them yet, so an empty count proves nothing. For
-// the same reason it sends unlikes of posts already trusted to the database
-// then (a "never added" would answer a real unlike 404); their likes keep
-// the filter's answer, since a second like it lets through only costs a
-// duplicate event that the consumer absorbs, and sending every like to the
-// database for 10 s after each Redis hiccup would load it for nothing.
+// the database may not show them yet, so an empty count proves nothing.
 //
 // Windows remain in which a trusted filter misses an accepted like. One: a
 // sidecar cut off from Redis while the others still reach it (they have no

@@ -405,15 +405,6 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 		}
 	}
 	trusted := s.verifyNow(ctx, unverified)
-	// In the hold-off after this sidecar's own failure, another sidecar may
-	// hold likes it accepted while Redis failed and has not added yet, also
-	// of posts whose filters are trusted. A "never added" then proves
-	// nothing, and for an unlike it would be a 404 with no lookup (a lost
-	// unlike): checks without an add (unlikes) are sent to the database.
-	// Likes keep the filter's answer: a second like it lets through is
-	// absorbed by the consumer (the count stays exact), and the database
-	// is spared every like for 10 s after each Redis hiccup.
-	holding := time.Now().UnixNano()-s.lastFailed.Load() < int64(s.holdOff)
 	refused := errors.New("shared filter refused the pair (bloom module limit?)")
 	for _, c := range calls {
 		if c.err != nil {
@@ -437,9 +428,6 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 			case statusUnverified:
 				status = statusTrusted // verified during this flush
 			}
-		}
-		if status == statusTrusted && holding && !c.add {
-			status = statusUnverified // counted as unverified answers below
 		}
 		switch status {
 		case statusTrusted:
