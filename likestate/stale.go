@@ -14,9 +14,9 @@ const maxStale = 100_000
 // an older state for them, which would contradict what the log acknowledged
 // (a like answered 409 after an acknowledged unlike). Lookup answers Unknown
 // for them, so the caller asks the database and keeps its own decision, and
-// the next round trip deletes their fields (HDEL) before anything else, after
-// which every sidecar asks the database for them until they are written
-// again.
+// a background round trip deletes their fields (HDEL) once Redis answers
+// again (Store.cleanStale), after which every sidecar asks the database for
+// them until they are written again.
 //
 // Each entry carries the generation at which it was marked, so a round trip
 // that deleted a snapshot clears only the entries that were not marked again

@@ -144,7 +144,7 @@ func TestStaleSetGenerations(t *testing.T) {
 }
 
 // TestFlushDeletesStaleStates: a sidecar whose Record failed and that shuts
-// down before its next round trip deletes the older state on its way out
+// down before its background clean-up ran deletes the older state on its way out
 // (Flush, called by the drain), even within RetryAfter of the failure;
 // otherwise the other sidecars kept reading it for as long as they wrote
 // the post (found by review).

@@ -446,7 +446,7 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 		},
 		Record: shared.Record,
 		OnRecordError: func(err error) {
-			stateLimiter.Warn("sharing like states through redis failed (the acknowledgements stand); these pairs are looked up in the database until written again, and their older states are deleted from redis on the next round trip", zap.Error(err))
+			stateLimiter.Warn("sharing like states through redis failed (the acknowledgements stand); these pairs are looked up in the database until written again, and their older states are deleted from redis once it answers again", zap.Error(err))
 		},
 		Metrics: coalescer.NewMetrics(reg),
 	}); err != nil {
