@@ -17,10 +17,13 @@ const redisOutage = 5 * time.Second
 // While Redis is down each sidecar must acknowledge at least minAckedInOutage
 // writes and fail (5xx, no answer) at most maxFailedPercent of them: the
 // failures a loaded 2-core machine causes anyway (write.timeout is 200 ms),
-// not an outage's.
+// not an outage's. It was 5%; on a slower machine, with the other packages'
+// tests running beside it, 5–11% of a sidecar's writes timed out while a
+// master was dead, the code from before that session included (1 run in 3
+// over 5%), while an outage's failures would be most of them.
 const (
 	minAckedInOutage = 20
-	maxFailedPercent = 5
+	maxFailedPercent = 15
 )
 
 // TestRedisMasterLostAndClusterUnreachable (issue 7, scenario 3) asserts,
