@@ -197,25 +197,7 @@ func TestConsumeRecoversUnsettledPosts(t *testing.T) {
 	}
 	// New events, with no tail increments: only a published base can show
 	// them. (Their sidecar died before its INCRBY.)
-	evs := e.gen(rng, 200, 1, 10, 40)
-	e.mu.Lock()
-	for i := range evs {
-		e.seq++
-		evs[i].ID, evs[i].TS, evs[i].Bucket = fmt.Sprint("t-", e.seq), time.Now().UnixMilli(), counts.BucketOf(time.Now(), e.cfg.Counts.Bucket)
-	}
-	e.mu.Unlock()
-	msgs := make([]kafka.Message, len(evs))
-	for i := range evs {
-		msgs[i] = kafka.Message{Key: event.Key(nil, evs[i].PostID), Value: event.AppendJSON(nil, &evs[i])}
-	}
-	if err := e.w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	e.mu.Lock()
-	for _, ev := range evs {
-		e.state[keyOf(ev)] = ev.Op == event.Like
-	}
-	e.mu.Unlock()
+	e.produceWithoutTail(e.gen(rng, 200, 1, 10, 40))
 	e.waitCaughtUp(a.c, time.Minute)
 	if err := e.checkDatabase(); err != nil {
 		t.Fatal(err)

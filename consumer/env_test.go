@@ -206,7 +206,22 @@ func (e *env) produce(evs []event.Event) {
 }
 
 // tryProduce is produce for goroutines other than the test's.
-func (e *env) tryProduce(evs []event.Event) error {
+func (e *env) tryProduce(evs []event.Event) error { return e.write(evs, true) }
+
+// produceWithoutTail publishes the events as produce does, in one write
+// (one record batch per partition), but writes no tail increments: their
+// sidecar died before its INCRBY, so only a published base can show them.
+func (e *env) produceWithoutTail(evs []event.Event) {
+	e.t.Helper()
+	if err := e.write(evs, false); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// write stamps the events (id, time, bucket), records them in the model,
+// publishes them in one write and, with tail, adds their tail increments
+// as their sidecar would.
+func (e *env) write(evs []event.Event, tail bool) error {
 	now := time.Now()
 	bucket := counts.BucketOf(now, e.cfg.Counts.Bucket)
 	msgs := make([]kafka.Message, len(evs))
@@ -228,36 +243,13 @@ func (e *env) tryProduce(evs []event.Event) error {
 	if err := e.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("produce %d events: %w", len(msgs), err)
 	}
+	if !tail {
+		return nil
+	}
 	if _, err := counts.WriteTail(ctx, e.rdb, e.cfg.Counts.TailTTL, deltas); err != nil {
 		e.t.Logf("tail write failed (a sidecar would retry; the tail is speculative): %v", err)
 	}
 	return nil
-}
-
-// produceWithoutTail publishes the events as produce does, in one write
-// (one record batch per partition), but writes no tail increments: their
-// sidecar died before its INCRBY, so only a published base can show them.
-func (e *env) produceWithoutTail(evs []event.Event) {
-	e.t.Helper()
-	now := time.Now()
-	bucket := counts.BucketOf(now, e.cfg.Counts.Bucket)
-	msgs := make([]kafka.Message, len(evs))
-	e.mu.Lock()
-	for i := range evs {
-		e.seq++
-		ev := &evs[i]
-		ev.ID, ev.TS, ev.Bucket = fmt.Sprintf("t-%d", e.seq), now.UnixMilli(), bucket
-		msgs[i] = kafka.Message{Key: event.Key(nil, ev.PostID), Value: event.AppendJSON(nil, ev)}
-		e.state[store.Key{Post: ev.PostID, User: ev.UserID}] = ev.Op == event.Like
-		e.posts[ev.PostID] = true
-		e.produced++
-	}
-	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.w.WriteMessages(ctx, msgs...); err != nil {
-		e.t.Fatalf("produce %d events: %v", len(msgs), err)
-	}
 }
 
 // produceRaw publishes record values as they are, keyed by post 1.

@@ -197,18 +197,7 @@ func TestRecoveryStoppedEarlyContinuesFromTheFirstRecordNotRead(t *testing.T) {
 	}
 
 	stall.on.Store(false)
-	testenv.Eventually(t, convergeBound, func() error {
-		if err := e.checkRedis(false, nil); err != nil {
-			return err
-		}
-		if _, ok := b.c.tr.overflowFrom(0); ok {
-			return errors.New("partition 0 still in overflow")
-		}
-		if s, _ := b.c.tr.settled(0); s != end {
-			return fmt.Errorf("got settled offset %d, want %d", s, end)
-		}
-		return nil
-	})
+	e.waitSettled(b, end, nil)
 	if got, want := b.metric("likes_consumer_recovered_records_total"), float64(end-settled); got != want {
 		t.Fatalf("got %v records re-read, want %v (each once)", got, want)
 	}
@@ -238,18 +227,7 @@ func TestRecoverySkipsRecordsTheLogNoLongerHas(t *testing.T) {
 	if err := e.kafka.Cluster.DeleteRecords(testTopic, 0, end); err != nil {
 		t.Fatalf("delete records below %d: %v", end, err)
 	}
-	testenv.Eventually(t, convergeBound, func() error {
-		if err := e.checkRedis(false, func(post int64) bool { return post < 100 }); err != nil {
-			return err
-		}
-		if _, ok := b.c.tr.overflowFrom(0); ok {
-			return errors.New("partition 0 still in overflow")
-		}
-		if s, _ := b.c.tr.settled(0); s != end {
-			return fmt.Errorf("got settled offset %d, want %d", s, end)
-		}
-		return nil
-	})
+	e.waitSettled(b, end, func(post int64) bool { return post < 100 })
 	// The partition goes on as usual, and posts 100..102 settle once
 	// touched again.
 	e.produce(e.gen(rng, 100, 1, 10, 40))
@@ -289,4 +267,23 @@ func (e *env) stallFetches(from, to int64) *fetchStall {
 		return nil, nil, false // kfake answers, within the new limits
 	})
 	return s
+}
+
+// waitSettled waits until the Redis counts of the posts only selects (all
+// when nil) are right, and r's partition 0 has left overflow with its
+// settled offset at end.
+func (e *env) waitSettled(r *runner, end int64, only func(post int64) bool) {
+	e.t.Helper()
+	testenv.Eventually(e.t, convergeBound, func() error {
+		if err := e.checkRedis(false, only); err != nil {
+			return err
+		}
+		if _, ok := r.c.tr.overflowFrom(0); ok {
+			return errors.New("partition 0 still in overflow")
+		}
+		if s, _ := r.c.tr.settled(0); s != end {
+			return fmt.Errorf("got settled offset %d, want %d", s, end)
+		}
+		return nil
+	})
 }

@@ -263,22 +263,19 @@ func (s *Store) Flush(ctx context.Context) error {
 	}
 	// The last chance: Redis is asked even within RetryAfter of a failure,
 	// bounded by ctx alone.
-	pipe := s.rdb.Pipeline()
-	snap := s.deleteStale(ctx, pipe)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.deleteStale(ctx); err != nil {
 		s.failed()
-		return fmt.Errorf("delete stale like states of %d keys: %w", len(snap), err)
+		return err
 	}
-	s.stale.cleared(snap)
 	return nil
 }
 
 // cleanStale deletes the stale pairs' fields in the background, one round
 // trip at a time, after a round trip showed that Redis answers. Not in the
 // round trips of Record and Lookup themselves: with a cluster node down, the
-// deletions for its keys would make every one of them wait for it (measured:
-// writes on healthy nodes timed out behind them). A failed clean-up does not
-// open the breaker; the next successful round trip tries again.
+// deletions for its keys would make every one of them wait for that node,
+// writes to healthy nodes included. A failed clean-up does not open the
+// breaker; the next successful round trip tries again.
 func (s *Store) cleanStale() {
 	if s.stale.n.Load() == 0 || !s.cleaning.CompareAndSwap(false, true) {
 		return
@@ -291,18 +288,15 @@ func (s *Store) cleanStale() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		pipe := s.rdb.Pipeline()
-		snap := s.deleteStale(ctx, pipe)
-		if _, err := pipe.Exec(ctx); err == nil {
-			s.stale.cleared(snap)
-		}
+		_ = s.deleteStale(ctx) // a failure leaves them stale: tried again later
 	}()
 }
 
-// deleteStale queues on pipe one HDEL per key with stale pairs and returns
-// the snapshot it deleted, to be cleared once pipe succeeded.
-func (s *Store) deleteStale(ctx context.Context, pipe redis.Pipeliner) []staleKey {
+// deleteStale deletes the stale pairs' fields with one pipelined round trip
+// (one HDEL per key) and, once it succeeded, forgets the pairs it deleted.
+func (s *Store) deleteStale(ctx context.Context) error {
 	snap := s.stale.snapshot()
+	pipe := s.rdb.Pipeline()
 	for _, sk := range snap {
 		fields := make([]string, len(sk.users))
 		for i, u := range sk.users {
@@ -310,7 +304,11 @@ func (s *Store) deleteStale(ctx context.Context, pipe redis.Pipeliner) []staleKe
 		}
 		pipe.HDel(ctx, sk.key, fields...)
 	}
-	return snap
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("delete stale like states of %d keys: %w", len(snap), err)
+	}
+	s.stale.cleared(snap)
+	return nil
 }
 
 // Lookup returns the state of each pair with one pipelined round trip. A

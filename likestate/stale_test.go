@@ -20,16 +20,11 @@ import (
 // user's next like was answered 409 (found by review).
 func TestFailedRecordLeavesNoStaleState(t *testing.T) {
 	srv := testenv.Redis(t)
-	client := func() redis.UniversalClient {
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-		t.Cleanup(func() { rdb.Close() })
-		return rdb
-	}
-	a, err := New(client(), DefaultConfig())
+	a, err := New(timeoutClient(t, srv.Addr), DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(client(), DefaultConfig()) // another sidecar
+	b, err := New(timeoutClient(t, srv.Addr), DefaultConfig()) // another sidecar
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +62,7 @@ func TestFailedRecordLeavesNoStaleState(t *testing.T) {
 // not deleted by the pending clean-up.
 func TestPairWrittenAgainIsNotStale(t *testing.T) {
 	srv := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := timeoutClient(t, srv.Addr)
 	s, err := New(rdb, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +144,7 @@ func TestStaleSetGenerations(t *testing.T) {
 // the post (found by review).
 func TestFlushDeletesStaleStates(t *testing.T) {
 	srv := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := timeoutClient(t, srv.Addr)
 	s, err := New(rdb, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -181,4 +174,14 @@ func TestFlushDeletesStaleStates(t *testing.T) {
 	if got, err := other.Lookup(ctx, []Pair{{7, 42}}); err != nil || got[0] != Unknown {
 		t.Fatalf("another sidecar after the flush: got %v, %v, want Unknown", got, err)
 	}
+}
+
+// timeoutClient is a client of the redis-server at addr whose calls end
+// with their context's deadline (Config.Timeout) and are not retried, as
+// the sidecar's are.
+func timeoutClient(t *testing.T, addr string) redis.UniversalClient {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }
