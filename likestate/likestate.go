@@ -337,6 +337,17 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
 	}
 	defer cancel()
+	// A pair stale when the lookup is sent or when its answer is read is
+	// Unknown: its field is an older state, unless a clean-up deleted it
+	// while the lookup was under way (then it was read before or after,
+	// which cannot be told apart).
+	var staleAtSend []bool
+	if s.stale.n.Load() > 0 {
+		staleAtSend = make([]bool, len(pairs))
+		for i, p := range pairs {
+			staleAtSend[i] = s.stale.has(s.key(p.Post, p.User), p.User)
+		}
+	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(order))
 	for i, a := range order {
@@ -346,7 +357,7 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 		s.failed()
 		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
 	}
-	s.cleanStale()
+	defer s.cleanStale()
 	out := make([]State, len(pairs))
 	for i, a := range order {
 		vals, err := cmds[i].Result()
@@ -354,8 +365,8 @@ func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
 			return nil, fmt.Errorf("look up like state: %w", err)
 		}
 		for j, v := range vals {
-			if s.stale.has(a.key, pairs[a.idx[j]].User) {
-				continue // its field is the older state, not yet deleted
+			if k := a.idx[j]; (staleAtSend != nil && staleAtSend[k]) || s.stale.has(a.key, pairs[k].User) {
+				continue
 			}
 			switch v {
 			case "1":
