@@ -65,8 +65,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/likes-sidecar/likes/event"
 )
 
 // Config lays out the shared state.
@@ -176,81 +174,6 @@ func (s *Store) key(post, user int64) string {
 	return string(b)
 }
 
-// Record writes the final state of each pair in events (later events win;
-// events must be in log order), skipping events whose errs entry is not nil.
-// One pipelined round trip. When it fails, its pairs become stale (see the
-// package doc).
-func (s *Store) Record(ctx context.Context, events []event.Event, errs []error) error {
-	type fields struct {
-		key  string
-		vals map[int64]byte
-	}
-	byKey := map[string]*fields{}
-	var order []*fields
-	for i := range events {
-		if errs != nil && errs[i] != nil {
-			continue
-		}
-		e := &events[i]
-		k := s.key(e.PostID, e.UserID)
-		f := byKey[k]
-		if f == nil {
-			f = &fields{key: k, vals: map[int64]byte{}}
-			byKey[k] = f
-			order = append(order, f)
-		}
-		v := byte('1')
-		if e.Op == event.Unlike {
-			v = '0'
-		}
-		f.vals[e.UserID] = v
-	}
-	if len(order) == 0 {
-		return nil
-	}
-	// This write supersedes an older failure of the same pairs.
-	for _, f := range order {
-		for u := range f.vals {
-			s.stale.drop(f.key, u)
-		}
-	}
-	// failed marks every pair of the batch stale.
-	failed := func(err error) error {
-		lost := 0
-		for _, f := range order {
-			for u := range f.vals {
-				if !s.stale.mark(f.key, u) {
-					lost++
-				}
-			}
-		}
-		if lost > 0 {
-			err = fmt.Errorf("%w (%d pairs not remembered as stale: more than %d are)", err, lost, maxStale)
-		}
-		return fmt.Errorf("record like state of %d keys: %w", len(order), err)
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return failed(err)
-	}
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	for _, f := range order {
-		args := make([]any, 0, 2*len(f.vals))
-		for u, v := range f.vals {
-			args = append(args, strconv.FormatInt(u, 10), string(v))
-		}
-		pipe.HSet(ctx, f.key, args...)
-		pipe.PExpire(ctx, f.key, s.cfg.TTL)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		s.failed()
-		return failed(err)
-	}
-	s.cleanStale()
-	return nil
-}
-
 // Flush deletes the fields of the stale pairs now: one round trip bounded
 // by ctx, also right after a failure; nothing when there are none. A
 // sidecar that shuts down calls it after its last Record, since the round
@@ -309,72 +232,4 @@ func (s *Store) deleteStale(ctx context.Context) error {
 	}
 	s.stale.cleared(snap)
 	return nil
-}
-
-// Lookup returns the state of each pair with one pipelined round trip. A
-// stale pair is Unknown.
-func (s *Store) Lookup(ctx context.Context, pairs []Pair) ([]State, error) {
-	type ask struct {
-		key   string
-		users []string
-		idx   []int
-	}
-	byKey := map[string]*ask{}
-	var order []*ask
-	for i, p := range pairs {
-		k := s.key(p.Post, p.User)
-		a := byKey[k]
-		if a == nil {
-			a = &ask{key: k}
-			byKey[k] = a
-			order = append(order, a)
-		}
-		a.users = append(a.users, strconv.FormatInt(p.User, 10))
-		a.idx = append(a.idx, i)
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
-	}
-	defer cancel()
-	// A pair stale when the lookup is sent or when its answer is read is
-	// Unknown: its field is an older state, unless a clean-up deleted it
-	// while the lookup was under way (then it was read before or after,
-	// which cannot be told apart).
-	var staleAtSend []bool
-	if s.stale.n.Load() > 0 {
-		staleAtSend = make([]bool, len(pairs))
-		for i, p := range pairs {
-			staleAtSend[i] = s.stale.has(s.key(p.Post, p.User), p.User)
-		}
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(order))
-	for i, a := range order {
-		cmds[i] = pipe.HMGet(ctx, a.key, a.users...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		s.failed()
-		return nil, fmt.Errorf("look up like state of %d pairs: %w", len(pairs), err)
-	}
-	defer s.cleanStale()
-	out := make([]State, len(pairs))
-	for i, a := range order {
-		vals, err := cmds[i].Result()
-		if err != nil {
-			return nil, fmt.Errorf("look up like state: %w", err)
-		}
-		for j, v := range vals {
-			if k := a.idx[j]; (staleAtSend != nil && staleAtSend[k]) || s.stale.has(a.key, pairs[k].User) {
-				continue
-			}
-			switch v {
-			case "1":
-				out[a.idx[j]] = Liked
-			case "0":
-				out[a.idx[j]] = Unliked
-			}
-		}
-	}
-	return out, nil
 }

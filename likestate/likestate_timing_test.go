@@ -28,3 +28,32 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookup looks up 32 pairs of one post (4 shard keys), half of
+// them recorded, per operation: one pipelined round trip to a real
+// redis-server, as the authoritative check makes for a batch of "maybe"
+// answers.
+func BenchmarkLookup(b *testing.B) {
+	s, err := New(testenv.Redis(b).Client(b), DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	pairs := make([]Pair, 32)
+	evs := make([]event.Event, 0, len(pairs)/2)
+	for i := range pairs {
+		pairs[i] = Pair{Post: 1, User: int64(1000 + i)}
+		if i%2 == 0 {
+			evs = append(evs, event.Event{Op: event.Like, PostID: 1, UserID: pairs[i].User})
+		}
+	}
+	if err := s.Record(ctx, evs, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Lookup(ctx, pairs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
