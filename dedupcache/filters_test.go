@@ -125,22 +125,36 @@ func (c *manualClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 // expire often, so the filters are asked; some log writes fail; on the
 // single node, Redis restarts without its data halfway through.
 func TestFiltersAgainstModel(t *testing.T) {
-	for _, shape := range []string{"single node", "cluster"} {
+	for _, shape := range []string{"single node", "cluster", "single node with a bloom module"} {
 		t.Run("on a Redis "+shape, func(t *testing.T) {
 			var rdb redis.UniversalClient
 			var srv *testenv.RedisServer
-			if shape == "cluster" {
+			switch shape {
+			case "cluster":
 				rdb = testenv.RedisCluster(t).Client(t)
-			} else {
+			case "single node":
 				srv = testenv.Redis(t)
+				rdb = srv.Client(t)
+			default:
+				srv = testenv.RedisWithBloom(t)
 				rdb = srv.Client(t)
 			}
 			clock := newManualClock()
 			rc := rigConfig{cfg: DefaultConfig(), local: LocalConfig{MaxBytes: minLocalBytes, FPRate: 0.1}, shared: testSharedConfig(), now: clock.now}
+			if srv != nil && shape != "single node" {
+				rc.shared.Mode = "bloom"
+			}
 			rc.cfg.RecentTTL = 5 * time.Second
 			rc.shared.Shards, rc.shared.Capacity, rc.shared.FPRate = 4, 32, 0.1
 			db := &fakeDB{rows: map[Pair]bool{}}
 			sidecars := []*sidecar{newSidecar(t, rdb, db, rc), newSidecar(t, rdb, db, rc)}
+			want := "bitmap" // what auto chooses without BF.*
+			if rc.shared.Mode == "bloom" {
+				want = "bloom"
+			}
+			if sidecars[0].shared.Mode() != want {
+				t.Fatalf("shared filter mode: got %q, want %q", sidecars[0].shared.Mode(), want)
+			}
 
 			const workers, steps, posts, users = 6, 600, 3, 60
 			var done atomic.Int64

@@ -398,9 +398,22 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 	ok, bad := 0, 0
 	var lastErr error
 	var unverified []int64
+	var refusedPosts map[int64]bool
 	for _, c := range calls {
 		c.status, c.answers, c.err = decodeReply(c.cmd, len(c.idx))
-		if c.err == nil && (c.status == statusUnverified || c.status == statusMissing) {
+		if c.err == nil && strings.IndexByte(c.answers, 'e') >= 0 {
+			if refusedPosts == nil {
+				refusedPosts = map[int64]bool{}
+			}
+			refusedPosts[c.post] = true
+		}
+	}
+	for _, c := range calls {
+		// A post whose filter just refused a pair (and dropped its trust)
+		// misses that pair, which the authoritative check may accept: it
+		// must not be trusted again by this round trip, however empty the
+		// database says it is. (Later ones are held off by the failure.)
+		if c.err == nil && (c.status == statusUnverified || c.status == statusMissing) && !refusedPosts[c.post] {
 			unverified = append(unverified, c.post)
 		}
 	}

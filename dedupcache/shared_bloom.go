@@ -26,7 +26,11 @@ import (
 // at start-up (see newGeometry), and a filter that later cannot grow makes
 // BF.INSERT fail for its items: the script then drops the trusted marker, so
 // that post's likes go to the authoritative check instead of trusting a
-// filter that misses pairs.
+// filter that misses pairs (and the round trip that saw the refusal does not
+// verify the post again, however empty the database says it is).
+//
+// The tests run this path against redis-server with a stand-in bloom module
+// (testenv.RedisWithBloom), since none is packaged for this machine's Redis.
 
 // bloomScript test-and-adds (ARGV[1] = "a") or tests ("t") the items
 // ARGV[6..] against KEYS[1] (the filter) and reads KEYS[2] (its trusted

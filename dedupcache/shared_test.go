@@ -3,6 +3,7 @@ package dedupcache
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -444,43 +445,82 @@ func TestSharedFilterOnRedisCluster(t *testing.T) {
 	})
 }
 
+// TestSharedFilterWithBloomModule runs the BF.* representation against a
+// redis-server with a bloom module loaded: the stand-in of testenv, since no
+// bloom module is packaged for this machine's Redis (it checks the
+// arguments and answers as the modules do, exactly).
 func TestSharedFilterWithBloomModule(t *testing.T) {
-	srv := testenv.Redis(t)
-	rdb := srv.Client(t)
 	ctx := context.Background()
-	has, err := hasBloom(ctx, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !has {
-		t.Skip("redis-server lacks the bloom module (no BF.INSERT / BF.MEXISTS): the BF.* path needs Redis 8, Redis Stack or Valkey with valkey-bloom")
-	}
-	pc := &postCounts{}
 	cfg := testSharedConfig()
 	cfg.Mode = "bloom"
-	s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
-	if s.Mode() != "bloom" {
-		t.Fatalf("got mode %q, want bloom", s.Mode())
-	}
-	if a, err := s.TestAndAdd(ctx, 1, 1); err != nil || a != NotSeen {
-		t.Fatalf("got %v, %v, want NotSeen", a, err)
-	}
-	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != NotSeen {
-		t.Fatalf("got %v, %v, want NotSeen", a, err)
-	}
-	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != MaybeSeen {
-		t.Fatalf("got %v, %v, want MaybeSeen", a, err)
-	}
-	if a, err := s.Test(ctx, 1, 1); err != nil || a != MaybeSeen {
-		t.Fatalf("got %v, %v, want MaybeSeen", a, err)
-	}
-	if err := rdb.Del(ctx, bloomKeys(1, shardOf(2, cfg.Shards))[0]).Err(); err != nil {
-		t.Fatal(err)
-	}
-	pc.set(1, 2)
-	if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != Unverified {
-		t.Fatalf("after the filter was lost: got %v, %v, want Unverified", a, err)
-	}
+
+	t.Run("test-and-add, test, and a lost filter", func(t *testing.T) {
+		rdb := testenv.RedisWithBloom(t).Client(t)
+		if has, err := hasBloom(ctx, rdb); err != nil || !has {
+			t.Fatalf("hasBloom: got %v, %v, want true", has, err)
+		}
+		pc := &postCounts{}
+		s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+		if s.Mode() != "bloom" {
+			t.Fatalf("got mode %q, want bloom", s.Mode())
+		}
+		if a, err := s.TestAndAdd(ctx, 1, 1); err != nil || a != NotSeen {
+			t.Fatalf("got %v, %v, want NotSeen", a, err)
+		}
+		if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != NotSeen {
+			t.Fatalf("got %v, %v, want NotSeen", a, err)
+		}
+		if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != MaybeSeen {
+			t.Fatalf("got %v, %v, want MaybeSeen", a, err)
+		}
+		if a, err := s.Test(ctx, 1, 1); err != nil || a != MaybeSeen {
+			t.Fatalf("got %v, %v, want MaybeSeen", a, err)
+		}
+		if a, err := s.Test(ctx, 1, 3); err != nil || a != NotSeen {
+			t.Fatalf("a pair never added: got %v, %v, want NotSeen", a, err)
+		}
+		// Every shard of the verified post was created by BF.RESERVE (the
+		// stand-in refuses the arguments in the wrong order) and trusted.
+		for sh := range cfg.Shards {
+			keys := bloomKeys(1, sh)
+			if n, err := rdb.Exists(ctx, keys...).Result(); err != nil || n != 2 {
+				t.Fatalf("shard %d: got %d of its filter and marker keys, %v, want 2", sh, n, err)
+			}
+		}
+		if err := rdb.Del(ctx, bloomKeys(1, shardOf(2, cfg.Shards))[0]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		pc.set(1, 2)
+		if a, err := s.TestAndAdd(ctx, 1, 2); err != nil || a != Unverified {
+			t.Fatalf("after the filter was lost: got %v, %v, want Unverified", a, err)
+		}
+	})
+
+	t.Run("a filter that cannot grow is no longer trusted", func(t *testing.T) {
+		const full = 3
+		rdb := testenv.RedisWithBloom(t, "maxitems", strconv.Itoa(full)).Client(t)
+		cfg := cfg
+		cfg.Shards = 1
+		pc := &postCounts{} // the database has not applied the likes yet
+		s := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+		for u := int64(1); u <= full; u++ {
+			if a, err := s.TestAndAdd(ctx, 5, u); err != nil || a != NotSeen {
+				t.Fatalf("user %d: got %v, %v, want NotSeen", u, a, err)
+			}
+		}
+		refusedUser := int64(full + 1)
+		if _, err := s.TestAndAdd(ctx, 5, refusedUser); err == nil {
+			t.Fatal("a like the module refused: got no error, want one (the authoritative check decides)")
+		}
+		if n, err := rdb.Exists(ctx, bloomKeys(5, 0)[1]).Result(); err != nil || n != 0 {
+			t.Fatalf("trusted marker after a refused item: got %d, %v, want it deleted", n, err)
+		}
+		// The refused like was accepted through the authoritative check: an
+		// unlike of it must not be answered "never liked" by the filter.
+		if a, err := s.Test(ctx, 5, refusedUser); err == nil && a == NotSeen {
+			t.Fatal("unlike of the like the filter refused: got NotSeen, want the authoritative check asked")
+		}
+	})
 }
 
 func TestGeometry(t *testing.T) {

@@ -10,6 +10,8 @@
 // It is imported only from _test.go files. Nothing here is a mock: every
 // helper starts or connects to the real thing, and every resource is
 // released by t.Cleanup, so a test never has to remember to stop a server.
+// The one stand-in is a bloom module ([RedisWithBloom]) loaded into a real
+// redis-server, because no bloom module is packaged for this machine.
 //
 // # Design choices
 //

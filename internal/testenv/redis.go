@@ -50,7 +50,13 @@ type RedisServer struct {
 // redis-server is not installed (run scripts/test.sh) or does not start.
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
-	s := newRedisServer(t, nil)
+	return startRedis(t, newRedisServer(t, nil))
+}
+
+// startRedis starts s on a free port, retrying on a fresh port when another
+// process took the one picked, and fails t if it does not start.
+func startRedis(t testing.TB, s *RedisServer) *RedisServer {
+	t.Helper()
 	var lastErr error
 	for range 3 {
 		port, err := freePort()

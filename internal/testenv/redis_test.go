@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,55 @@ func TestRedisWithoutBinaryFailsWithAHint(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("got failure after %v, want it at once", d)
+	}
+}
+
+// TestRedisWithBloom checks the stand-in bloom module against what the bloom
+// modules answer: argument checks, per-item replies, an empty filter after
+// BF.RESERVE, and "maxitems" refusals as per-item errors.
+func TestRedisWithBloom(t *testing.T) {
+	rdb := RedisWithBloom(t, "maxitems", "3").Client(t)
+	ctx := context.Background()
+	do := func(args ...any) (any, error) { return rdb.Do(ctx, args...).Result() }
+	if info, err := do("COMMAND", "INFO", "BF.INSERT", "BF.MEXISTS"); err != nil || len(info.([]any)) != 2 || info.([]any)[0] == nil || info.([]any)[1] == nil {
+		t.Fatalf("COMMAND INFO: got %v, %v, want both commands known", info, err)
+	}
+	for _, bad := range [][]any{
+		{"BF.RESERVE", "f", "100", "0.01"}, // capacity and error rate swapped
+		{"BF.RESERVE", "f", "0.01", "0"},
+		{"BF.INSERT", "f", "ERROR", "1.5", "ITEMS", "1"},
+		{"BF.INSERT", "f", "CAPACITY", "10"}, // no ITEMS
+	} {
+		if v, err := do(bad...); err == nil {
+			t.Errorf("%v: got %v, want an error", bad, v)
+		}
+	}
+	if v, err := do("BF.RESERVE", "f", "0.01", "100", "EXPANSION", "4"); err != nil || v != "OK" {
+		t.Fatalf("BF.RESERVE: got %v, %v", v, err)
+	}
+	if n, err := rdb.Exists(ctx, "f").Result(); err != nil || n != 1 {
+		t.Fatalf("an empty filter must exist: got %d, %v", n, err)
+	}
+	if _, err := do("BF.RESERVE", "f", "0.01", "100"); err == nil {
+		t.Fatal("BF.RESERVE of an existing filter: got no error")
+	}
+	v, err := do("BF.INSERT", "f", "CAPACITY", "100", "ERROR", "0.01", "EXPANSION", "4", "ITEMS", "1", "2", "2", "3", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(v); got != "[1 1 0 1 ERR non scaling filter is full]" {
+		t.Fatalf("BF.INSERT: got %s, want 1 1 0 1 and a per-item error for the fourth new item", got)
+	}
+	if v, err := do("BF.MEXISTS", "f", "1", "4", "9"); err != nil || fmt.Sprint(v) != "[1 0 0]" {
+		t.Fatalf("BF.MEXISTS: got %v, %v, want [1 0 0]", v, err)
+	}
+	if v, err := do("BF.MEXISTS", "missing", "1"); err != nil || fmt.Sprint(v) != "[0]" {
+		t.Fatalf("BF.MEXISTS of a missing filter: got %v, %v, want [0]", v, err)
+	}
+	if err := rdb.Set(ctx, "s", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := do("BF.INSERT", "s", "ITEMS", "1"); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("BF.INSERT on a string: got %v, want WRONGTYPE", err)
 	}
 }
