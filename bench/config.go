@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -131,15 +132,16 @@ func (c Config) Validate() error {
 		return bad("--scenario: want celebrity, steady or churn, got %q", c.Scenario)
 	}
 	switch {
-	case c.Rate < 1 || c.Rate > 10_000_000:
+	// Written as !(in range) so that NaN, which pflag accepts, is refused.
+	case !(c.Rate >= 1 && c.Rate <= 10_000_000):
 		return bad("--rate: want 1 to 10000000 likes/s, got %g", c.Rate)
-	case c.ReadsPerWrite > 1000:
+	case math.IsNaN(c.ReadsPerWrite) || c.ReadsPerWrite > 1000:
 		return bad("--reads-per-write: want at most 1000, got %g", c.ReadsPerWrite)
 	case c.Duration < 100*time.Millisecond || c.Duration > 24*time.Hour:
 		return bad("--duration: want 100ms to 24h, got %s", c.Duration)
 	case c.Warmup < 0 || c.Warmup >= c.Duration:
 		return bad("--warmup: want 0 up to below --duration (%s), got %s", c.Duration, c.Warmup)
-	case c.DupRatio < 0 || c.DupRatio > 0.9:
+	case !(c.DupRatio >= 0 && c.DupRatio <= 0.9):
 		return bad("--dup-ratio: want 0 to 0.9, got %g", c.DupRatio)
 	case c.Posts < 1 || c.Posts > 10_000_000:
 		return bad("--posts: want 1 to 10000000, got %d", c.Posts)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -187,6 +188,26 @@ func TestConfigValidate(t *testing.T) {
 			mut(&c)
 			if err := c.Validate(); err == nil {
 				t.Errorf("got nil, want an error")
+			}
+		})
+	}
+}
+
+// TestConfigValidateRejectsNaN: pflag parses "NaN" for --rate, --dup-ratio
+// and --reads-per-write, and every range check is false for NaN, so
+// `likes bench --rate NaN` passed validation and then panicked in
+// mintTokens (makeslice: len out of range: writes = int64(NaN)).
+func TestConfigValidateRejectsNaN(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"rate":            func(c *Config) { c.Rate = math.NaN() },
+		"dup ratio":       func(c *Config) { c.DupRatio = math.NaN() },
+		"reads per write": func(c *Config) { c.ReadsPerWrite = math.NaN() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := DefaultConfig()
+			mut(&c)
+			if err := c.Validate(); err == nil {
+				t.Errorf("a NaN %s: got nil, want an error", name)
 			}
 		})
 	}

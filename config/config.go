@@ -11,6 +11,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -64,6 +65,9 @@ func AddFlags(fs *pflag.FlagSet, names ...string) {
 // environment variables, then file (if not empty), then defaults.
 func Load(fs *pflag.FlagSet, file string) (*Values, error) {
 	v := viper.New()
+	// LIKES_X= is a value (the empty string) that beats the file, not an
+	// absent variable.
+	v.AllowEmptyEnv(true)
 	for _, k := range Keys {
 		v.SetDefault(k.Name, k.Default)
 		if err := v.BindEnv(k.Name, k.Env()); err != nil {
@@ -138,6 +142,12 @@ func parse(k Key, raw any) (any, error) {
 		case int:
 			return x, nil
 		case int64:
+			return int(x), nil
+		case float64:
+			// JSON files decode every number as float64.
+			if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+				return nil, fmt.Errorf("want an integer, got %v", x)
+			}
 			return int(x), nil
 		case string:
 			n, err := strconv.Atoi(strings.TrimSpace(x))

@@ -101,3 +101,55 @@ func TestEnvNames(t *testing.T) {
 		t.Fatalf("got %s, want LIKES_AUTH_JWT_SECRET", got)
 	}
 }
+
+// TestJSONConfigFileIntegers: the --config flag promises YAML, JSON or TOML,
+// but JSON numbers decode as float64 and every Int key in a JSON file was
+// refused ("unexpected value 5000 (float64)").
+func TestJSONConfigFileIntegers(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "likes.json")
+	if err := os.WriteFile(f, []byte(`{"coalesce":{"max_batch":5000},"counter":{"shards":7},"db":{"migrate":true}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(nil, f)
+	if err != nil {
+		t.Fatalf("JSON config file: %v", err)
+	}
+	if got := v.Int("counter.shards"); got != 7 {
+		t.Fatalf("counter.shards: got %d, want 7", got)
+	}
+	if got := v.Int("coalesce.max_batch"); got != 5000 {
+		t.Fatalf("coalesce.max_batch: got %d, want 5000", got)
+	}
+	// A fractional number is still refused, naming the key.
+	if err := os.WriteFile(f, []byte(`{"counter":{"shards":7.5}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(nil, f); err == nil {
+		t.Fatal("counter.shards 7.5: got no error")
+	}
+}
+
+// TestEmptyEnvironmentOverridesFile: environment beats file, also when the
+// variable is set to the empty string. Viper ignored empty variables, so
+// LIKES_ADMIN_LISTEN= could not turn off an admin listener a file sets
+// (likes bench --sidecar-process relies on exactly that to keep the child's
+// /readyz and /metrics on its API port, and with a --config file that sets
+// admin.listen the child never became ready).
+func TestEmptyEnvironmentOverridesFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "likes.yaml")
+	if err := os.WriteFile(f, []byte("admin:\n  listen: 127.0.0.1:9090\nhttp:\n  path_prefix: /api\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIKES_ADMIN_LISTEN", "")
+	t.Setenv("LIKES_HTTP_PATH_PREFIX", "")
+	v, err := Load(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.String("admin.listen"); got != "" {
+		t.Errorf("admin.listen: got %q from the file, want \"\" from LIKES_ADMIN_LISTEN", got)
+	}
+	if got := v.String("http.path_prefix"); got != "" {
+		t.Errorf("http.path_prefix: got %q from the file, want \"\" from LIKES_HTTP_PATH_PREFIX", got)
+	}
+}

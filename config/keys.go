@@ -44,7 +44,7 @@ var Keys = []Key{
 	{"http.listen", String, "127.0.0.1:8080", "listen", false, "address of the like API (and of /metrics, /healthz, /readyz unless admin.listen is set)"},
 	{"http.path_prefix", String, "", "", false, "prefix before /posts/… (e.g. /api)"},
 	{"http.retry_after", Duration, "1s", "", false, "Retry-After sent with 503 answers"},
-	{"http.max_header_bytes", Int, "16384", "", false, "largest request header block accepted (431 beyond; Go's HTTP server lets up to 4 KiB more through)"},
+	{"http.max_header_bytes", Int, "16384", "", false, "largest request header block accepted, at least 1024 (431 beyond; Go's HTTP server lets up to 4 KiB more through)"},
 	{"http.read_header_timeout", Duration, "5s", "", false, "time a client has to send its request headers; slower connections are closed"},
 	{"admin.listen", String, "", "admin-listen", false, "optional separate address for /metrics, /healthz, /readyz"},
 	{"extproc.listen", String, "", "extproc-listen", false, "address of the Envoy ext_proc gRPC server (empty: off); see examples/envoy"},
@@ -128,5 +128,5 @@ var Keys = []Key{
 	{"consume.retry_max", Duration, "5s", "", false, "longest backoff after a failed transaction"},
 	{"log.level", String, "info", "log-level", false, "debug, info, warn or error"},
 	{"log.format", String, "json", "log-format", false, "json or console"},
-	{"shutdown.timeout", Duration, "10s", "", false, "graceful drain bound on SIGTERM/SIGINT"},
+	{"shutdown.timeout", Duration, "10s", "", false, "graceful drain bound on SIGTERM/SIGINT; must be positive"},
 }

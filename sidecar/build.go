@@ -344,6 +344,15 @@ func Build(ctx context.Context, v *config.Values, log *zap.Logger, reg *promethe
 	if d := v.Duration("http.read_header_timeout"); d <= 0 {
 		return nil, fmt.Errorf("http.read_header_timeout: must be positive, got %s", d)
 	}
+	// Go's server treats a limit ≤ 0 as 1 MiB: no 431 below that.
+	if n := v.Int("http.max_header_bytes"); n < 1024 {
+		return nil, fmt.Errorf("http.max_header_bytes: must be at least 1024, got %d", n)
+	}
+	// A zero bound fails every drain at once: in-flight writes cut, counted
+	// deltas never written, exit 1 on every SIGTERM.
+	if d := v.Duration("shutdown.timeout"); d <= 0 {
+		return nil, fmt.Errorf("shutdown.timeout: must be positive, got %s", d)
+	}
 	ac := AuthConfig(v)
 	if err := ac.Validate(); err != nil {
 		return nil, err

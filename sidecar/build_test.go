@@ -3,7 +3,12 @@ package sidecar
 import (
 	"testing"
 
+	"context"
 	"github.com/likes-sidecar/likes/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"strings"
+	"time"
 )
 
 // TestAutomaticShardCounts: 0 means one key per post on a single Redis and
@@ -36,6 +41,36 @@ func TestAutomaticShardCounts(t *testing.T) {
 			}
 			if got := LikeStateConfig(v).Shards; got != tc.state {
 				t.Errorf("like states: got %d shards, want %d", got, tc.state)
+			}
+		})
+	}
+}
+
+// TestBuildRejectsNonsenseServerKeys: http.max_header_bytes ≤ 0 made Go's
+// server fall back to 1 MiB of headers (no 431 at all), and a zero
+// shutdown.timeout made every drain fail at once (exit 1 on every SIGTERM,
+// in-flight writes cut, counted deltas never written). Both were accepted.
+// Build must refuse them before connecting anywhere (db.url is left empty
+// here: an error about it means the bad key got through).
+func TestBuildRejectsNonsenseServerKeys(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		val any
+	}{
+		{"http.max_header_bytes", 0},
+		{"http.max_header_bytes", -1},
+		{"shutdown.timeout", time.Duration(0)},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			v, err := config.Load(nil, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Set("auth.jwt_secret", testSecret)
+			v.Set(tc.key, tc.val)
+			_, err = Build(context.Background(), v, zap.NewNop(), prometheus.NewRegistry())
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("%s = %v: got %v, want an error naming the key", tc.key, tc.val, err)
 			}
 		})
 	}
