@@ -57,9 +57,17 @@ func newLogger(v *config.Values) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-// signalContext is cancelled on SIGTERM or SIGINT.
+// signalContext is cancelled on SIGTERM or SIGINT. The first signal starts
+// the graceful drain; once it has arrived the handler is removed, so a
+// second one (Ctrl-C twice) ends the process at once, as the default action
+// does, instead of waiting for the drain's shutdown.timeout.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 func stderr(format string, a ...any) { fmt.Fprintf(os.Stderr, format, a...) }
