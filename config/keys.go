@@ -63,6 +63,7 @@ var Keys = []Key{
 	{"kafka.brokers", List, "127.0.0.1:9092", "kafka-brokers", false, "Kafka bootstrap brokers"},
 	{"kafka.topic", String, "like_events", "", false, "topic of like events"},
 	{"kafka.group", String, "likes-db", "", false, "consumer group of `likes consume`"},
+	{"kafka.max_request_bytes", Int, "983040", "", false, "largest produce request per partition (records' bytes); a larger share of a batch is sent as several requests in order. Keep it below the topic's max.message.bytes"},
 	{"kafka.session_timeout", Duration, "10s", "", false, "consumer group session timeout"},
 	{"kafka.heartbeat_interval", Duration, "1s", "", false, "consumer group heartbeat interval"},
 	{"kafka.rebalance_timeout", Duration, "10s", "", false, "consumer group rebalance timeout"},

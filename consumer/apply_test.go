@@ -250,3 +250,27 @@ func TestApplyConcurrentOwners(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyBatchWithUnstorableTS: one record on the topic with a ts far in
+// the future (a valid int64, so the decoder accepted it) must not stop the
+// partition. Before the fix, on PostgreSQL the batch's INSERT failed with
+// "timestamp out of range" on every retry, so no later like of the
+// partition ever reached the database; SQLite stored it.
+func TestApplyBatchWithUnstorableTS(t *testing.T) {
+	forDialects(t, func(t *testing.T, db *store.DB) {
+		bad := ev(event.Like, 7, 1, 1)
+		bad.TS = 1e16 // year 318857
+		good := ev(event.Like, 7, 2, 1)
+		b := mkBatch(0, 0, bad, good)
+		if _, err := apply(t, db, b); err != nil {
+			t.Fatalf("apply a batch holding one event with ts %d: %v (the consumer retries this for ever)", bad.TS, err)
+		}
+		count, _, rows := countState(t, db, 7)
+		if count != rows {
+			t.Fatalf("count %d, rows %d: want them equal", count, rows)
+		}
+		if rows < 1 {
+			t.Fatalf("rows of post 7: got %d, want the good like applied", rows)
+		}
+	})
+}

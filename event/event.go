@@ -13,7 +13,9 @@
 //	op       "like" or "unlike".
 //	post     post id, a positive 64-bit integer.
 //	user     user id, a positive 64-bit integer (from the verified token, never the body).
-//	ts       time the sidecar accepted the request, Unix milliseconds.
+//	ts       time the sidecar accepted the request, Unix milliseconds, at most
+//	         [MaxTS] (year 9999): the consumer stores it as the like's time, and
+//	         PostgreSQL cannot hold a later one.
 //	bucket   counter bucket the sidecar's speculative INCRBY for this event went to
 //	         (Unix seconds divided by the bucket width; see package counts).
 //	sidecar  id of the sidecar that accepted the request.
@@ -42,6 +44,12 @@ import (
 
 // Version is the wire format version written by [AppendJSON].
 const Version = 1
+
+// MaxTS is the largest ts a valid event carries: 9999-12-31T23:59:59.999Z in
+// Unix milliseconds. A later time is no sidecar's clock; PostgreSQL's
+// timestamptz cannot hold (much) later ones, and a record the database
+// refuses would stop its partition's consumer, so [Decode] rejects it.
+const MaxTS = 253402300799999
 
 // Op is what an event does to the (post, user) pair.
 type Op uint8
@@ -180,6 +188,9 @@ func decodeJSON(b []byte) (Event, error) {
 	}
 	if w.Bucket == nil || *w.Bucket < 0 {
 		return Event{}, fmt.Errorf("%w: bucket must be a non-negative integer", ErrMalformed)
+	}
+	if w.TS > MaxTS {
+		return Event{}, fmt.Errorf("%w: ts %d is after year 9999", ErrMalformed, w.TS)
 	}
 	e.ID, e.PostID, e.UserID, e.TS, e.Bucket, e.Sidecar, e.Unfiltered = w.ID, *w.Post, *w.User, w.TS, *w.Bucket, w.Sidecar, w.Unfiltered
 	return e, nil

@@ -144,3 +144,24 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeRejectsUnstorableTS: a record whose ts no database can store
+// as a like's time (PostgreSQL's timestamptz ends in year 294276; pgx also
+// wraps around for larger values) must be rejected as malformed, so that
+// the consumer skips it instead of failing its transaction for ever.
+func TestDecodeRejectsUnstorableTS(t *testing.T) {
+	for _, raw := range []string{
+		// canonical layout (fast path)
+		`{"v":1,"id":"x-1","op":"like","post":1,"user":2,"ts":10000000000000000,"bucket":1,"sidecar":"x"}`,
+		// general decoder: 19 digits, other field order
+		`{"ts":9223372036854775807,"v":1,"op":"like","post":1,"user":2,"bucket":1}`,
+	} {
+		if _, err := Decode([]byte(raw)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%s): got %v, want %v", raw, err, ErrMalformed)
+		}
+	}
+	ok := `{"v":1,"id":"x-1","op":"like","post":1,"user":2,"ts":253402300799999,"bucket":1,"sidecar":"x"}`
+	if _, err := Decode([]byte(ok)); err != nil {
+		t.Errorf("Decode(%s): %v, want the last millisecond of year 9999 accepted", ok, err)
+	}
+}

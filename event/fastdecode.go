@@ -75,7 +75,7 @@ func decodeCanonical(b []byte) (e Event, ok bool) {
 	if e.UserID, ok2 = num(); !ok2 || e.UserID <= 0 || !lit(`,"ts":`) {
 		return Event{}, false
 	}
-	if e.TS, ok2 = num(); !ok2 || !lit(`,"bucket":`) {
+	if e.TS, ok2 = num(); !ok2 || e.TS > MaxTS || !lit(`,"bucket":`) {
 		return Event{}, false
 	}
 	if e.Bucket, ok2 = num(); !ok2 || e.Bucket < 0 || !lit(`,"sidecar":"`) {

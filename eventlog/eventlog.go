@@ -1,5 +1,6 @@
 // Package eventlog publishes like events to the log (a Kafka topic) in
-// batches: one produce request per partition per publish, acks=all, records
+// batches: one produce request per partition per publish (split at
+// kafka.max_request_bytes, below the broker's message size limit), acks=all, records
 // keyed by post id so that all events of a post land in one partition, in
 // order, and one consumer owns each post.
 //
@@ -42,6 +43,25 @@ type Config struct {
 	// Partitions, when > 0, creates the topic with this many partitions if it
 	// does not exist (kafka.create_partitions; dev and tests).
 	Partitions int
+	// MaxRequestBytes bounds the records of one produce request
+	// (kafka.max_request_bytes); 0 means DefaultMaxRequestBytes. A
+	// partition's share of a batch beyond it is sent as several requests,
+	// one after another, since a broker refuses a record batch over the
+	// topic's max.message.bytes whole.
+	MaxRequestBytes int
+}
+
+// DefaultMaxRequestBytes is kafka.max_request_bytes' default: 960 KiB, below
+// Kafka's default max.message.bytes (1,048,588) with room for the batch's
+// own header. 5,000 events of one post with 19-digit ids, a full batch at the
+// default coalesce.max_batch, take about 1.1 MB.
+const DefaultMaxRequestBytes = 960 << 10
+
+func (c Config) maxRequestBytes() int {
+	if c.MaxRequestBytes > 0 {
+		return c.MaxRequestBytes
+	}
+	return DefaultMaxRequestBytes
 }
 
 // Validate reports the first invalid field, named by its configuration key.
@@ -51,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if c.Topic == "" {
 		return errors.New("kafka.topic: must not be empty")
+	}
+	if c.MaxRequestBytes != 0 && c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("kafka.max_request_bytes: must be at least 1024, got %d", c.MaxRequestBytes)
 	}
 	switch c.SASLMechanism {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
@@ -102,6 +125,11 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 	}
 	return nil, fmt.Errorf("kafka.sasl.mechanism: unknown %q", c.SASLMechanism)
 }
+
+// recordOverhead is a generous bound on a record's framing in a v2 record
+// batch (length, attributes, timestamp and offset deltas, key and value
+// lengths, header count: varints).
+const recordOverhead = 32
 
 // Producer publishes batches of events.
 type Producer struct {
@@ -189,8 +217,10 @@ func Partition(post int64, n int) int {
 // Ping checks that the log answers (a metadata request).
 func (p *Producer) Ping(ctx context.Context) error { return p.refresh(ctx) }
 
-// Publish writes events with acks=all: one produce request per partition,
-// sent concurrently. It blocks until every request is answered or ctx ends,
+// Publish writes events with acks=all: one produce request per partition
+// (more, sent in order, when a partition's records exceed
+// Config.MaxRequestBytes), partitions concurrently. It blocks until every
+// request is answered or ctx ends,
 // and sets errs[i] (len(errs) == len(events)) to nil for each event the log
 // acknowledged and to the error otherwise. Safe for concurrent use.
 func (p *Producer) Publish(ctx context.Context, events []event.Event, errs []error) {
@@ -215,6 +245,7 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, errs []err
 		buf = event.AppendJSON(buf, &events[i])
 		spans[i] = span{k0, k1, len(buf)}
 	}
+	maxBytes := p.cfg.maxRequestBytes()
 	var wg sync.WaitGroup
 	for pt, idx := range byPart {
 		if len(idx) == 0 {
@@ -228,9 +259,28 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, errs []err
 		wg.Add(1)
 		go func(pt int, idx []int32, recs []kafka.Record) {
 			defer wg.Done()
-			err := p.produce(ctx, pt, recs)
-			for _, i := range idx {
-				errs[i] = err
+			// Requests of one partition go one after another, so the
+			// records stay in batch order; once one fails, the rest
+			// are not sent and get its error.
+			var err error
+			for lo := 0; lo < len(idx); {
+				hi, size := lo, 0
+				for hi < len(idx) {
+					s := spans[idx[hi]]
+					rs := s.v1 - s.k0 + recordOverhead
+					if hi > lo && size+rs > maxBytes {
+						break
+					}
+					size += rs
+					hi++
+				}
+				if err == nil {
+					err = p.produce(ctx, pt, recs[lo:hi])
+				}
+				for _, i := range idx[lo:hi] {
+					errs[i] = err
+				}
+				lo = hi
 			}
 		}(pt, idx, recs)
 	}

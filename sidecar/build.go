@@ -49,6 +49,8 @@ func LogConfig(v *config.Values) eventlog.Config {
 		SASLMechanism: v.String("kafka.sasl.mechanism"),
 		SASLUser:      v.String("kafka.sasl.username"),
 		SASLPassword:  v.String("kafka.sasl.password"),
+
+		MaxRequestBytes: v.Int("kafka.max_request_bytes"),
 	}
 }
 
