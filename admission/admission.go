@@ -27,9 +27,11 @@
 //     is nothing to protect, and a freshly started sidecar must not refuse
 //     its first burst.
 //   - Congested window (W > Target, and X not more than an eighth above the
-//     window before's): L is cut towards the goodput floor
-//     (below), but by at most a quarter of min(L, P) per window, so one
-//     noisy window cannot refuse most writes, and a floor not yet built
+//     window before's): L is cut to three quarters of min(L, P), the most
+//     in flight during the window (a cut of far more than a quarter of L
+//     when L was mostly unused), but not below the goodput floor (below):
+//     a quarter per window of what was in use, so one noisy window cannot
+//     refuse most writes, and a floor not yet built
 //     up (the first windows of a surge, spent opening connections) cannot
 //     pull L far down: cutting by half per window with a 50 ms target
 //     refused 20,000 writes in a 3 s surge in the fault rig, and since the
@@ -134,7 +136,11 @@
 // a request that a deeper layer refused as overloaded or that ran out of
 // time: a congestion signal whatever its latency. [Ignore] is a request that
 // did no representative work (refused by authentication, or because the
-// sidecar is draining): it only leaves the in-flight count.
+// sidecar is draining): it only leaves the in-flight count. [Abandoned] is a
+// request whose caller hung up: Dropped if it had waited longer than
+// Config.Target (callers giving up on a queue are a congestion signal),
+// Ignore otherwise (clients and pods go away at any load; counting each as
+// a drop would cut L about once per target whatever the health).
 package admission
 
 import (
@@ -193,6 +199,12 @@ const (
 	// Dropped: a deeper layer refused the request as overloaded, or it ran
 	// out of time; L is cut.
 	Dropped
+	// Abandoned: the caller hung up before the answer. If it had waited
+	// longer than Config.Target it counts as Dropped (a caller that gave up
+	// on a queue); otherwise it is ignored (a client that went away, an app
+	// pod shutting down): no sample either way, since its latency is not
+	// the pipeline's.
+	Abandoned
 )
 
 // ErrBadConfig wraps the error of an invalid or disabled configuration
@@ -270,6 +282,12 @@ func (l *Limiter) Release(start time.Time, o Outcome) {
 		return
 	}
 	now := l.now()
+	if o == Abandoned {
+		if int64(now.Sub(start)) <= l.target {
+			return
+		}
+		o = Dropped
+	}
 	t := int64(now.Sub(l.epoch))
 	if t-l.winStart.Load() >= l.target {
 		l.rotate(t)
@@ -343,7 +361,7 @@ func (l *Limiter) rotate(t int64) {
 		// in is being served, not queued (a surge opening its connections).
 		// Hold L until the throughput stops rising.
 	case done > 0 && lat/done > l.target:
-		// Congested: towards the floor, by at most a quarter of what was used.
+		// Congested: to 3/4 of what was used (or of L), not below the floor.
 		l.lower(func(lim int64) int64 { return min(lim, peak) * 3 / 4 })
 	case 2*peak > lim:
 		// Used and fast: probe upwards.

@@ -293,6 +293,29 @@ func TestDroppedCutsFromWhatIsInFlight(t *testing.T) {
 	}
 }
 
+// TestAbandonedCutsOnlyAfterALongWait: a caller that hung up within the
+// target (a client or pod that went away) leaves L alone and adds no sample;
+// one that had waited longer than the target gave up on a queue, and cuts
+// as a drop does.
+func TestAbandonedCutsOnlyAfterALongWait(t *testing.T) {
+	const target = 100 * time.Millisecond
+	l, c := newTest(t, Config{Target: target, Min: 16, Max: 4096})
+	starts := acquire(t, l, 100)
+	c.advance(target / 2)
+	l.Release(starts[0], Abandoned)
+	if l.Limit() != 4096 || l.winDone.Load() != 0 {
+		t.Fatalf("after a hang-up within the target: got L=%d and %d samples, want 4096 and none", l.Limit(), l.winDone.Load())
+	}
+	c.advance(target)
+	l.Release(starts[1], Abandoned)
+	if want := 99 * 9 / 10; l.Limit() != want {
+		t.Fatalf("after a hang-up that waited 1.5 targets with 99 in flight: got L=%d, want %d (a cut)", l.Limit(), want)
+	}
+	for _, s := range starts[2:] {
+		l.Release(s, Ignore)
+	}
+}
+
 func TestLimitBelowInFlightRefusesUntilDrained(t *testing.T) {
 	l, _ := newTest(t, Config{Target: 50 * time.Millisecond, Min: 1, Max: 1000})
 	l.limit.Store(100)
@@ -581,6 +604,50 @@ func BenchmarkRefused(b *testing.B) {
 	for b.Loop() {
 		if _, ok := l.Acquire(); ok {
 			b.Fatal("admitted past the limit")
+		}
+	}
+}
+
+// TestPropertyInvariants drives random schedules (fake clock) and checks
+// the documented invariants after every step.
+func TestPropertyInvariants(t *testing.T) {
+	for seed := range uint64(100) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		target := time.Duration(1+rng.IntN(100)) * time.Millisecond
+		mn := 1 + rng.IntN(50)
+		mx := mn + rng.IntN(500)
+		l, c := newTest(t, Config{Target: target, Min: mn, Max: mx})
+		var held []time.Time
+		for step := range 5000 {
+			switch r := rng.IntN(10); {
+			case r < 4:
+				if s, ok := l.Acquire(); ok {
+					held = append(held, s)
+				} else if int64(len(held)) < l.limit.Load() {
+					t.Fatalf("seed %d step %d: refused with %d in flight at L=%d", seed, step, len(held), l.Limit())
+				}
+			case r < 8 && len(held) > 0:
+				i := rng.IntN(len(held))
+				s := held[i]
+				held[i] = held[len(held)-1]
+				held = held[:len(held)-1]
+				l.Release(s, Outcome(rng.IntN(4)))
+			default:
+				c.advance(time.Duration(rng.Int64N(int64(3 * target))))
+			}
+			lim := l.Limit()
+			if lim < mn || lim > mx {
+				t.Fatalf("seed %d step %d: L=%d outside [%d, %d]", seed, step, lim, mn, mx)
+			}
+			if lim < l.Floor() {
+				t.Fatalf("seed %d step %d: L=%d below the floor %d", seed, step, lim, l.Floor())
+			}
+			if l.Floor() > mx {
+				t.Fatalf("seed %d step %d: floor %d above Max %d", seed, step, l.Floor(), mx)
+			}
+			if l.InFlight() != len(held) {
+				t.Fatalf("seed %d step %d: in flight %d, want %d", seed, step, l.InFlight(), len(held))
+			}
 		}
 	}
 }

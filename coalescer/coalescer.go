@@ -187,7 +187,7 @@ func (c *Coalescer) Submit(ctx context.Context, op event.Op, post, user int64, u
 	case <-b.done:
 	case <-ctx.Done():
 		if atomic.CompareAndSwapInt32(st, stateWaiting, stateAbandoned) {
-			return fmt.Errorf("%w: %v", ErrTimeout, ctx.Err())
+			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 		}
 		<-b.done // the publisher acknowledged it first; its answer follows at once
 	}

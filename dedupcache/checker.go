@@ -102,6 +102,7 @@ type Checker struct {
 	cfg      Config
 	deps     Deps
 	now      func() time.Time
+	epoch    time.Time // c.now() at New: the origin of clock
 	perShard int
 	locks    [numShards]sync.Mutex
 	shards   [numShards]shard
@@ -138,6 +139,7 @@ func New(cfg Config, deps Deps) (*Checker, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.epoch = c.now()
 	for i := range c.shards {
 		c.shards[i].m = make(map[pairKey]entry)
 	}
@@ -182,9 +184,8 @@ func (c *Checker) Begin(ctx context.Context, op event.Op, post, user int64) (Tic
 	mu, s := &c.locks[i], &c.shards[i]
 	for {
 		mu.Lock()
-		now := c.now()
 		e, ok := s.m[k]
-		if ok && e.state != statePending && e.expires <= now.UnixNano() {
+		if ok && e.state != statePending && e.expires <= c.clock() {
 			ok = false
 		}
 		if ok && e.state == statePending {
@@ -261,7 +262,7 @@ func (c *Checker) decide(ctx context.Context, k pairKey, op event.Op, local pair
 		if errors.Is(err, ErrOverloaded) {
 			return Ticket{}, err
 		}
-		return Ticket{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Ticket{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	st := stateUnliked
 	if liked {
@@ -399,13 +400,19 @@ func (c *Checker) settle(k pairKey, st pairState) {
 	if st == stateNone {
 		delete(s.m, k)
 	} else {
-		s.finalise(k, st, c.now(), c.cfg.RecentTTL, c.perShard)
+		s.finalise(k, st, c.clock(), c.cfg.RecentTTL, c.perShard)
 	}
 	mu.Unlock()
 	if w != nil {
 		close(w)
 	}
 }
+
+// clock returns the nanoseconds since New on the monotonic clock (time.Now's
+// readings carry it; Time.Sub uses it), which the recent set's expiries are
+// measured in: a wall-clock step (NTP, a VM resumed) must not expire every
+// remembered pair at once, nor keep them all past dedup.recent_ttl.
+func (c *Checker) clock() int64 { return int64(c.now().Sub(c.epoch)) }
 
 // Len returns how many pairs the recent set holds (pending included).
 func (c *Checker) Len() int {

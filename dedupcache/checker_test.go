@@ -364,3 +364,73 @@ func TestTicketSaysWhenTheSharedFilterMissedTheLike(t *testing.T) {
 		t.Errorf("queued for the filter: got %v, want %v", f.queued, want)
 	}
 }
+
+// TestRecentSetFifoIsBoundedByRecentMax: dedup.recent_max bounds the recent
+// set, but each decision (every 409 included) appends to its shard's expiry
+// queue, which is trimmed only by expiry or by the map's size. One client
+// repeating a like on one post (a retry loop, a stuck button, a hostile
+// token) keeps the map at one entry while the queue grows by one item per
+// request for dedup.recent_ttl: memory proportional to rate × TTL, not to
+// dedup.recent_max.
+func TestRecentSetFifoIsBoundedByRecentMax(t *testing.T) {
+	db := &fakeDB{rows: map[Pair]bool{{1, 2}: true}}
+	cfg := DefaultConfig()
+	cfg.RecentMax = 1000 // 15 per shard (16 at least)
+	c, err := New(cfg, Deps{LookupStates: func(ctx context.Context, ps []Pair) ([]LookupAnswer, error) {
+		liked, err := db.lookup(ctx, ps)
+		out := make([]LookupAnswer, len(liked))
+		for i, l := range liked {
+			out[i] = LookupAnswer{Liked: l, Shared: true}
+		}
+		return out, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 3_000
+	for range n {
+		if _, err := c.Begin(ctx, event.Like, 1, 2); !errors.Is(err, ErrAlreadyLiked) {
+			t.Fatalf("got %v, want ErrAlreadyLiked", err)
+		}
+	}
+	k := pairKey{1, 2}
+	s := &c.shards[k.hash()%numShards]
+	c.locks[k.hash()%numShards].Lock()
+	queued, size := len(s.fifo)-s.head, len(s.m)
+	c.locks[k.hash()%numShards].Unlock()
+	if limit := 2*c.perShard + 1; queued > limit {
+		t.Fatalf("after %d duplicate likes of one pair: the shard's expiry queue holds %d items for %d pairs, want at most %d (2 × its share of dedup.recent_max)", n, queued, size, limit)
+	}
+}
+
+// TestLookupDeadlineKeepsTheContextError: a write whose deadline
+// (write.timeout) expires while it waits for the batched lookup gets
+// ErrUnavailable, and the error must still say that it ran out of time, so
+// that admission control counts it as dropped (proxy.admissionOutcome
+// checks context.DeadlineExceeded) instead of a completed write whose
+// latency is a sample and which raises the goodput floor.
+func TestLookupDeadlineKeepsTheContextError(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c, err := New(DefaultConfig(), Deps{Lookup: func(ctx context.Context, ps []Pair) ([]bool, error) {
+		select {
+		case <-release:
+			return make([]bool, len(ps)), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = c.Begin(ctx, event.Like, 1, 2)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v: the deadline that expired is lost from the error chain (errors.Is(err, context.DeadlineExceeded) is false)", err)
+	}
+}

@@ -119,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "likes_dedup_shared_pending_adds", Help: "Pairs waiting to be added to the shared filter.",
 		}),
 		DroppedAdds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "likes_dedup_shared_dropped_adds_total", Help: "Pairs that could not be queued for the shared filter (their posts are marked unverified).",
+			Name: "likes_dedup_shared_dropped_adds_total", Help: "Pairs that could not be queued for the shared filter (their posts are marked unverified; past 100,000 such posts only the consumer adds them).",
 		}),
 		LocalBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "likes_dedup_local_bytes", Help: "Memory held by local bloom filters.",

@@ -22,7 +22,7 @@ const (
 
 type entry struct {
 	state   pairState
-	expires int64         // unix nanos; only for liked/unliked
+	expires int64         // Checker.clock nanos; only for liked/unliked
 	wait    chan struct{} // made by the first waiter of a pending pair, closed by Finish
 }
 
@@ -41,11 +41,13 @@ type shard struct {
 
 // finalise records a decided state with its expiry, evicting the oldest
 // decided entries while the shard is over max.
-func (s *shard) finalise(k pairKey, st pairState, now time.Time, ttl time.Duration, max int) {
-	exp := now.Add(ttl).UnixNano()
+// now is Checker.clock: nanoseconds on the monotonic clock, so that a step
+// of the wall clock neither expires every pair at once nor keeps them.
+func (s *shard) finalise(k pairKey, st pairState, now int64, ttl time.Duration, max int) {
+	exp := now + int64(ttl)
 	s.m[k] = entry{state: st, expires: exp}
 	s.fifo = append(s.fifo, fifoItem{k, exp})
-	s.expire(now.UnixNano(), max)
+	s.expire(now, max)
 }
 
 func (s *shard) expire(now int64, max int) {
@@ -59,6 +61,22 @@ func (s *shard) expire(now int64, max int) {
 		}
 		s.fifo[s.head] = fifoItem{}
 		s.head++
+	}
+	if len(s.fifo)-s.head > 2*max {
+		// Most items are stale: their pair was decided again since (each
+		// decision, a 409 included, appends one) or has left. Keep the live
+		// ones, in order, so that the queue stays within twice the shard's
+		// share of dedup.recent_max however often one pair is decided.
+		n := 0
+		for _, it := range s.fifo[s.head:] {
+			if e, ok := s.m[it.key]; ok && e.state != statePending && e.expires == it.expires {
+				s.fifo[n] = it
+				n++
+			}
+		}
+		clear(s.fifo[n:])
+		s.fifo = s.fifo[:n]
+		s.head = 0
 	}
 	if s.head > 1024 && s.head > len(s.fifo)/2 {
 		n := copy(s.fifo, s.fifo[s.head:])

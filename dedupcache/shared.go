@@ -282,7 +282,11 @@ func (s *Shared) Add(post, user int64) {
 }
 
 // queueAdd queues p, or marks its post dirty when the queue is full. s.mu
-// is held.
+// is held. When the dirty set is full too (dirtyMax posts, after a long
+// outage), p is dropped and counted (likes_dedup_shared_dropped_adds_total):
+// its like's event is marked unfiltered, so the consumer adds it once it
+// has applied it, and until then its post's filter may miss it (the same
+// window as a sidecar cut off from Redis; see the package doc).
 func (s *Shared) queueAdd(p Pair) {
 	if len(s.adds)+s.adding < pendingAddsMax {
 		s.adds = append(s.adds, p)

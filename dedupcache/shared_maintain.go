@@ -253,7 +253,7 @@ func (s *Shared) verifyNow(ctx context.Context, posts []int64) map[int64]bool {
 			continue
 		}
 		if len(s.verified) >= verifiedMax {
-			clear(s.verified)
+			s.pruneVerified(now)
 		}
 		s.verified[p] = now.Add(verifyRetry)
 	}
@@ -273,6 +273,26 @@ func (s *Shared) verifyNow(ctx context.Context, posts []int64) map[int64]bool {
 		out[p] = true
 	}
 	return out
+}
+
+// pruneVerified makes room in s.verified: it forgets the holds that ended
+// and, if that is not enough, the ordinary ones (a post with likes, asked
+// about again sooner), but never the longer holds of posts this sidecar
+// dirtied (markDirty), whose likes the filter misses. s.mu is held.
+func (s *Shared) pruneVerified(now time.Time) {
+	for p, until := range s.verified {
+		if !now.Before(until) {
+			delete(s.verified, p)
+		}
+	}
+	if len(s.verified) < verifiedMax {
+		return
+	}
+	for p, until := range s.verified {
+		if !until.After(now.Add(verifyRetry)) {
+			delete(s.verified, p)
+		}
+	}
 }
 
 func (s *Shared) countVerify(result string, n int) {

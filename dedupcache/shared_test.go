@@ -690,3 +690,47 @@ func bytesHuman(b uint64) string {
 	}
 	return fmt.Sprintf("%d B", b)
 }
+
+// TestDirtiedPostStaysDistrustedWhenVerifiedIsFull: a post whose pairs could
+// not be queued (pendingAddsMax reached during a Redis outage) is marked
+// unverified and, per markDirty, "not verified again soon (the database
+// count may not show them yet)": s.verified holds it for 10×verifyRetry.
+// But verifyNow clears the whole verified map when it reaches verifiedMax
+// (entries are never pruned otherwise, so any sidecar that has seen 100,000
+// posts with likes gets there), which forgets that hold: the next round trip
+// for the dirtied post asks the database, which does not show the likes yet,
+// trusts the filter, and answers NotSeen for a pair that was liked — an
+// unlike of it is then a 404 with no lookup.
+func TestDirtiedPostStaysDistrustedWhenVerifiedIsFull(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	pc := &postCounts{}
+	s := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+	const dirtied, other = int64(9_000_001), int64(9_000_002)
+	// The adds of dirtied's likes were dropped (queue full): it is dirty.
+	s.mu.Lock()
+	s.dirty[dirtied] = struct{}{}
+	s.mu.Unlock()
+	if err := s.markDirty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Posts with likes verified over the sidecar's life fill the map.
+	s.mu.Lock()
+	for p := range int64(verifiedMax - 1) {
+		s.verified[1_000_000+p] = time.Now().Add(verifyRetry)
+	}
+	s.mu.Unlock()
+	pc.set(other, 1)
+	if _, err := s.Test(ctx, other, 1); err != nil { // one more post with likes
+		t.Fatal(err)
+	}
+	// The database does not show dirtied's likes yet (the consumer lags).
+	a, err := s.Test(ctx, dirtied, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == NotSeen {
+		t.Fatalf("a pair of a post whose adds were dropped: got NotSeen (filter trusted) within the 10×verifyRetry hold, want Unverified")
+	}
+}

@@ -7,6 +7,7 @@ package proxy_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,5 +172,93 @@ func TestDeepOverloadCutsTheLimitAndDrainingDoesNot(t *testing.T) {
 	}
 	if lim.InFlight() != 0 || lim.Limit() != 10 {
 		t.Fatalf("after a draining refusal: in flight %d, L=%d, want 0 and 10 (released, no sample)", lim.InFlight(), lim.Limit())
+	}
+}
+
+// TestClientHangUpIsNotACongestionSignal: a client that hangs up while its
+// like waits for the log (an app pod going away, Envoy resetting the
+// ext_proc stream of a downstream that left) cancels the request's context.
+// The coalescer answers ErrTimeout for it, and admission control takes that
+// as a write the log dropped: L is cut to 9/10 of the writes in flight.
+// Nothing was slow: with 100 writes in flight under a light load, one
+// hang-up takes L from Max (4,096) to 90, which the package documentation
+// says must not happen ("L stays open" while the load is light, so that a
+// surge does not meet a low limit).
+func TestClientHangUpIsNotACongestionSignal(t *testing.T) {
+	lim, err := admission.New(admission.Config{Target: 100 * time.Millisecond, Min: 16, Max: 4096}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	co, err := coalescer.New(coalescer.DefaultConfig(), coalescer.Deps{
+		Publish: func(ctx context.Context, evs []event.Event, errs []error) {
+			select { // the log answers when the test says so
+			case <-release:
+			case <-ctx.Done():
+				for i := range errs {
+					errs[i] = ctx.Err()
+				}
+			}
+		},
+		Tail: func(context.Context, []counts.Delta) ([]counts.Delta, error) { return nil, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close(context.Background())
+	cfg := proxy.DefaultConfig()
+	cfg.WriteTimeout = 5 * time.Second
+	a, err := proxy.New(cfg, proxy.Deps{Auth: &countingAuth{}, Dedup: okDedup{}, Writer: co, Counts: zeroCounts{}, Admission: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 99 {
+		wg.Go(func() { do(a, "POST", "/posts/1/likes") })
+	}
+	ctx, hangUp := context.WithCancel(context.Background())
+	wg.Go(func() {
+		a.Do(ctx, &proxy.Request{Method: "POST", Path: "/posts/1/likes", Authorization: "Bearer x"}, &proxy.Response{})
+	})
+	for lim.InFlight() != 100 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // all of them submitted
+	hangUp()
+	for lim.InFlight() != 99 {
+		time.Sleep(time.Millisecond)
+	}
+	got := lim.Limit()
+	close(release)
+	wg.Wait()
+	if got != 4096 {
+		t.Fatalf("got L=%d after one client hung up with 100 writes in flight and nothing slow, want 4096 (a hang-up is no congestion signal)", got)
+	}
+}
+
+type panickingAuth struct{}
+
+func (panickingAuth) Authenticate(string, string) (int64, error) { panic("bug in a deeper layer") }
+
+// TestPanicReleasesTheAdmissionSlot: net/http recovers a handler's panic and
+// the process carries on, but Do releases its admission slot only on the
+// paths that return: each panic between Acquire and Release leaks one slot
+// for good, and after L of them every write is refused 503 overloaded
+// until the sidecar restarts.
+func TestPanicReleasesTheAdmissionSlot(t *testing.T) {
+	lim, err := admission.New(admission.Config{Target: time.Second, Min: 1, Max: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := proxy.New(proxy.DefaultConfig(), proxy.Deps{Auth: panickingAuth{}, Dedup: okDedup{}, Writer: &gateWriter{}, Counts: zeroCounts{}, Admission: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() { _ = recover() }() // as net/http does
+		do(a, "POST", "/posts/1/likes")
+	}()
+	if n := lim.InFlight(); n != 0 {
+		t.Fatalf("got %d in flight after the request that panicked, want 0 (its slot is leaked)", n)
 	}
 }

@@ -214,30 +214,32 @@ func (a *API) Do(ctx context.Context, req *Request, resp *Response) {
 	}
 	// Admission control comes before authentication, which costs CPU: under
 	// overload a refused write must be cheap.
-	var start time.Time
+	// The slot is released however Do ends, a panic in a deeper layer
+	// included (net/http recovers it and carries on): a leaked slot would
+	// stay taken until the sidecar restarts.
+	outcome := admission.Ignore
 	if lim := a.deps.Admission; lim != nil {
-		var ok bool
-		if start, ok = lim.Acquire(); !ok {
+		start, ok := lim.Acquire()
+		if !ok {
 			if m := a.deps.Metrics; m != nil {
 				m.AdmissionShed.Inc()
 			}
 			resp.setError(errOverloaded, a.retry)
 			return
 		}
+		defer func() { lim.Release(start, outcome) }()
 	}
 	user, err := a.deps.Auth.Authenticate(req.Authorization, req.UserHeader)
 	if err != nil {
-		a.release(start, admission.Ignore)
 		resp.setError(classify(err), a.retry)
 		return
 	}
 	if a.draining.Load() {
-		a.release(start, admission.Ignore)
 		resp.setError(errShuttingDown, a.retry)
 		return
 	}
 	err = a.write(ctx, op, post, user)
-	a.release(start, admissionOutcome(err))
+	outcome = admissionOutcome(err)
 	if err != nil {
 		e := classify(err)
 		if e.status >= 500 {
@@ -254,13 +256,6 @@ func (a *API) Do(ctx context.Context, req *Request, resp *Response) {
 	resp.Body = append(resp.Body, `,"user_id":`...)
 	resp.Body = strconv.AppendInt(resp.Body, user, 10)
 	resp.Body = append(resp.Body, '}')
-}
-
-// release ends a write let in by admission control at start.
-func (a *API) release(start time.Time, o admission.Outcome) {
-	if lim := a.deps.Admission; lim != nil {
-		lim.Release(start, o)
-	}
 }
 
 // write runs the duplicate check and the log write under write.timeout.

@@ -61,12 +61,17 @@ func classify(err error) apiError {
 
 // admissionOutcome says what a write's error tells the admission limiter: a
 // deeper layer's overload or timeout is a congestion signal; a sidecar
-// closing is none; anything else (success, 409, 404, a failed lookup) is a
-// latency sample.
+// closing is none; a caller that hung up is one only if it had waited long
+// (admission.Abandoned); anything else (success, 409, 404, a failed lookup)
+// is a latency sample.
 func admissionOutcome(err error) admission.Outcome {
 	switch {
 	case err == nil:
 		return admission.OK
+	case errors.Is(err, context.Canceled):
+		// The caller hung up (the coalescer's ErrTimeout and the duplicate
+		// check's ErrUnavailable wrap it).
+		return admission.Abandoned
 	case errors.Is(err, dedupcache.ErrOverloaded), errors.Is(err, coalescer.ErrOverloaded),
 		errors.Is(err, coalescer.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return admission.Dropped
