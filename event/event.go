@@ -150,8 +150,10 @@ type wire struct {
 
 // Decode parses one record value. It returns [ErrVersion] for an event of
 // another version and [ErrMalformed] (wrapped with the reason) for anything
-// that is not a valid version-1 event: missing fields, wrong types,
-// non-positive ids, an unknown op.
+// that is not a valid version-1 event: a missing v, op, post, user or
+// bucket (id, ts, sidecar and unfiltered are optional), wrong types,
+// non-positive ids, an unknown op, a ts after [MaxTS]. Key names are matched
+// as encoding/json does, ignoring case.
 func Decode(b []byte) (Event, error) {
 	if e, ok := decodeCanonical(b); ok {
 		return e, nil

@@ -151,8 +151,10 @@ func (db *DB) HasLikes(ctx context.Context, keys []Key) ([]bool, error) {
 //
 //	Base{Count: like_counts.count − Σ like_effects.delta WHERE bucket > w, Watermark: w, Version: like_counts.version}
 //
-// A post without a like_counts row gives Base{Count: 0, Watermark: w,
-// Version: 0}. Posts may repeat. Safe for concurrent use.
+// A post without a like_counts row gives Version 0 and Count 0 − Σ of its
+// like_effects above w (0 when it has none, as always in practice: the
+// consumer writes counts and effects in one transaction). Posts may repeat.
+// Safe for concurrent use.
 //
 // Consistency: on PostgreSQL it is one statement, which reads one snapshot;
 // on SQLite it is one statement per chunk of posts, inside one read
