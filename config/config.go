@@ -24,7 +24,8 @@ import (
 
 // Values is a loaded configuration. Safe for concurrent reads.
 type Values struct {
-	vals map[string]any
+	vals     map[string]any
+	explicit map[string]bool // set by a flag, the environment or the file
 }
 
 var byName = func() map[string]Key {
@@ -84,8 +85,9 @@ func Load(fs *pflag.FlagSet, file string) (*Values, error) {
 	if err := checkEnv(os.Environ()); err != nil {
 		return nil, err
 	}
+	var fv *viper.Viper
 	if file != "" {
-		fv := viper.New()
+		fv = viper.New()
 		fv.SetConfigFile(file)
 		if err := fv.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("read config file %s: %w", file, err)
@@ -100,15 +102,32 @@ func Load(fs *pflag.FlagSet, file string) (*Values, error) {
 			return nil, fmt.Errorf("read config file %s: %w", file, err)
 		}
 	}
-	out := &Values{vals: make(map[string]any, len(Keys))}
+	out := &Values{vals: make(map[string]any, len(Keys)), explicit: make(map[string]bool)}
 	for _, k := range Keys {
 		val, err := parse(k, v.Get(k.Name))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k.Name, err)
 		}
 		out.vals[k.Name] = val
+		if explicit(k, fs, fv) {
+			out.explicit[k.Name] = true
+		}
 	}
 	return out, nil
+}
+
+// explicit reports whether k was given by a flag of fs that was set, by its
+// environment variable (even empty) or by the file read into fv (nil: none).
+func explicit(k Key, fs *pflag.FlagSet, fv *viper.Viper) bool {
+	if k.Flag != "" && fs != nil {
+		if f := fs.Lookup(k.Flag); f != nil && f.Changed {
+			return true
+		}
+	}
+	if _, ok := os.LookupEnv(k.Env()); ok {
+		return true
+	}
+	return fv != nil && fv.InConfig(k.Name)
 }
 
 // checkEnv rejects LIKES_ variables that name no key. LIKES_TEST_ variables
@@ -231,6 +250,11 @@ func (v *Values) Duration(name string) time.Duration { return v.get(name).(time.
 
 // List returns a List key's value.
 func (v *Values) List(name string) []string { return v.get(name).([]string) }
+
+// Explicit reports whether the key was given by a flag, the environment or
+// the configuration file, rather than left at its default (`likes dev` uses
+// other defaults for some keys).
+func (v *Values) Explicit(name string) bool { v.get(name); return v.explicit[name] }
 
 // Set overrides a value (used by `likes dev` to point at its embedded servers).
 func (v *Values) Set(name string, val any) { v.get(name); v.vals[name] = val }

@@ -153,3 +153,34 @@ func TestEmptyEnvironmentOverridesFile(t *testing.T) {
 		t.Errorf("http.path_prefix: got %q from the file, want \"\" from LIKES_HTTP_PATH_PREFIX", got)
 	}
 }
+
+// TestExplicit: a key counts as explicit when a flag that was set, its
+// environment variable (even empty) or the file gives it, not when only its
+// default does (likes dev then uses its own default for log.format).
+func TestExplicit(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "likes.yaml")
+	if err := os.WriteFile(f, []byte("log:\n  format: json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs, "http.listen", "log.level")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:9"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIKES_HTTP_PATH_PREFIX", "")
+	v, err := Load(fs, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"log.format":       true,  // file
+		"http.listen":      true,  // flag
+		"http.path_prefix": true,  // environment, empty
+		"log.level":        false, // a flag that was not set
+		"counter.shards":   false, // default
+	} {
+		if got := v.Explicit(name); got != want {
+			t.Errorf("Explicit(%q): got %v, want %v", name, got, want)
+		}
+	}
+}

@@ -37,7 +37,7 @@ fixed loopback ports so that further 'likes serve' processes can join.`,
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("log-format") && os.Getenv("LIKES_LOG_FORMAT") == "" {
+			if !v.Explicit("log.format") { // dev's default: readable logs
 				v.Set("log.format", "console")
 			}
 			return runDev(v, devOptions{dataDir, redisListen, kafkaListen, partitions})
