@@ -202,3 +202,25 @@ func BenchmarkRESPCounter(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "commands/s")
 }
+
+// TestFillCountersRatesCoverTheLoadAlone: totals and per-like figures run to
+// the settle's end, but rates per second are the load's counts over the
+// load's time, not the settle's work (the consumer catching up) divided by
+// the load's time.
+func TestFillCountersRatesCoverTheLoadAlone(t *testing.T) {
+	before := sample{sent: map[string]int64{"evalsha": 100}, exec: map[string]int64{"evalsha": 100}}
+	loaded := sample{sent: map[string]int64{"evalsha": 300}, exec: map[string]int64{"evalsha": 500}, dbRows: 1000}
+	after := sample{sent: map[string]int64{"evalsha": 900}, exec: map[string]int64{"evalsha": 1100}, dbRows: 5000}
+	var dr DesignResult
+	dr.Writes.Definitive = 4000
+	fillCounters(&dr, before, loaded, after, 2*time.Second)
+	if dr.RedisSent.Commands != 800 || dr.RedisSent.PerLike != 0.2 || dr.RedisSent.PerSec != 100 {
+		t.Errorf("sent: got %d commands, %v per like, %v/s; want 800, 0.2, 100/s", dr.RedisSent.Commands, dr.RedisSent.PerLike, dr.RedisSent.PerSec)
+	}
+	if dr.RedisExecuted.PerSec != 200 {
+		t.Errorf("executed: got %v/s, want 200/s", dr.RedisExecuted.PerSec)
+	}
+	if dr.DBRows != 5000 || dr.DBRowsPerSec != 500 {
+		t.Errorf("db rows: got %d, %v/s; want 5000, 500/s", dr.DBRows, dr.DBRowsPerSec)
+	}
+}

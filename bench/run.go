@@ -61,7 +61,7 @@ type DesignResult struct {
 	LogEvents        int64            `json:"log_events"`
 	EventsPerPublish float64          `json:"events_per_publish"`
 	DBRows           int64            `json:"db_rows_written"`
-	DBRowsPerSec     float64          `json:"db_rows_per_sec"`
+	DBRowsPerSec     float64          `json:"db_rows_per_sec"` // written during the load alone; DBRows includes the settle
 	Staleness        *StalenessResult `json:"staleness,omitempty"`
 	// SystemCPU is the average number of cores the system's own process
 	// used during the load (the sidecar child, or the targets); 0 when it
@@ -80,7 +80,7 @@ type RedisFigures struct {
 	// Commands is the total; -1 when it cannot be counted (Note says why).
 	Commands  int64            `json:"commands"`
 	PerLike   float64          `json:"per_like"` // per definitive write answer
-	PerSec    float64          `json:"per_sec"`
+	PerSec    float64          `json:"per_sec"`  // during the load alone; Commands and PerLike include the settle
 	ByCommand map[string]int64 `json:"by_command,omitempty"`
 	Note      string           `json:"note,omitempty"`
 }
@@ -276,7 +276,7 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 	dr.Writes = rec.result(kindWrite, elapsed)
 	dr.Reads = rec.result(kindRead, elapsed)
 	dr.LikesPerSec, dr.ReadsPerSec = dr.Writes.PerSecond, dr.Reads.PerSecond
-	fillCounters(&dr.DesignResult, before, after, elapsed)
+	fillCounters(&dr.DesignResult, before, loaded, after, elapsed)
 	dr.MaxRSSMiB = max(mon.maxRSS(), float64(after.rss)/(1<<20))
 	if l.stale != nil {
 		s := l.stale.result()
@@ -297,21 +297,28 @@ func runDesign(ctx context.Context, e *environment, d Design, tok *tokens, out i
 
 // fillCounters turns two samples into the run's Redis, log and database
 // figures.
-func fillCounters(dr *DesignResult, before, after sample, elapsed time.Duration) {
+// fillCounters fills dr's counted figures from the samples taken before the
+// load, when it ended (loaded) and after the settle. Totals and per-like
+// figures run to the settle's end (the consumer's work caused by the likes
+// included); rates per second cover the load alone (elapsed), so that they
+// are not the settle's work divided by the load's time.
+func fillCounters(dr *DesignResult, before, loaded, after sample, elapsed time.Duration) {
 	likes := dr.Writes.Definitive
 	dr.UsesRedis = before.sent != nil || before.exec != nil || before.sentErr != nil || before.execErr != nil
-	dr.RedisSent = redisFigures(before.sent, after.sent, errors.Join(before.sentErr, after.sentErr), likes, elapsed)
-	dr.RedisExecuted = redisFigures(before.exec, after.exec, errors.Join(before.execErr, after.execErr), likes, elapsed)
+	dr.RedisSent = redisFigures(before.sent, loaded.sent, after.sent, errors.Join(before.sentErr, after.sentErr), likes, elapsed)
+	dr.RedisExecuted = redisFigures(before.exec, loaded.exec, after.exec, errors.Join(before.execErr, after.execErr), likes, elapsed)
 	dr.LogPublishes = int64(after.publishes - before.publishes)
 	dr.LogEvents = int64(after.events - before.events)
 	if dr.LogPublishes > 0 {
 		dr.EventsPerPublish = float64(dr.LogEvents) / float64(dr.LogPublishes)
 	}
 	dr.DBRows = int64(after.dbRows - before.dbRows)
-	dr.DBRowsPerSec = float64(dr.DBRows) / elapsed.Seconds()
+	dr.DBRowsPerSec = float64(loaded.dbRows-before.dbRows) / elapsed.Seconds()
 }
 
-func redisFigures(before, after map[string]int64, err error, likes int64, elapsed time.Duration) RedisFigures {
+// redisFigures counts the commands from before to after; PerSec counts those
+// from before to loaded (the load's end) over elapsed.
+func redisFigures(before, loaded, after map[string]int64, err error, likes int64, elapsed time.Duration) RedisFigures {
 	if before == nil || after == nil {
 		f := RedisFigures{Commands: -1}
 		if err != nil {
@@ -329,7 +336,9 @@ func redisFigures(before, after map[string]int64, err error, likes int64, elapse
 		}
 	}
 	f.Commands = sumCommands(after) - sumCommands(before)
-	f.PerSec = float64(f.Commands) / elapsed.Seconds()
+	if loaded != nil {
+		f.PerSec = float64(sumCommands(loaded)-sumCommands(before)) / elapsed.Seconds()
+	}
 	if likes > 0 {
 		f.PerLike = float64(f.Commands) / float64(likes)
 	}
