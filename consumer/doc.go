@@ -86,7 +86,11 @@
 //   - in order per (post, user): a post's events are in one partition
 //     (keyed by post id) and a partition's batches are applied in offset
 //     order, each batch in log order. Changing the partition count moves
-//     posts between partitions: drain the consumers first.
+//     posts between partitions, and each sidecar reads the new count on its
+//     own clock (within a minute), so for that minute a post's events can
+//     land in two partitions and a like and its unlike be applied out of
+//     order: stop the writes (scale the sidecars' traffic to zero), let the
+//     consumers drain, then add partitions and restart the sidecars.
 //
 // Malformed records and events of unknown versions are skipped and counted
 // (likes_consumer_skipped_total{reason}) and their offsets advance like any
