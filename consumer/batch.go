@@ -98,3 +98,15 @@ func validEvents(recs []record) (evs []event.Event, skipped map[string]int) {
 func capBucket(cfg counts.Config, now time.Time) int64 {
 	return counts.BucketOf(now, cfg.Bucket) + int64(cfg.TailSpan)
 }
+
+// markCap is the newest bucket a mark holds a post open for, given the
+// attribution cap maxBucket (see [capBucket]). An event whose bucket is
+// above the cap has its effect in the base once W passes the cap, but its
+// sidecar's INCRBY sits in the tail key of its own bucket, which every read
+// counts once that bucket is in its window and above the stored W: the post
+// must stay open, and W keep advancing, until W passes the event's own
+// bucket, or the like is counted twice for good. Beyond the tail TTL (and
+// the read window) from now, that key has expired before any read sees it.
+func markCap(cfg counts.Config, maxBucket int64) int64 {
+	return maxBucket + int64(cfg.TailTTL/cfg.Bucket) + 1
+}

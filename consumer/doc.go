@@ -32,7 +32,11 @@
 //   - An event's bucket is capped at the consumer's current bucket plus
 //     counter.tail_span, so a sidecar clock far ahead cannot hold a post's
 //     count short until its bad bucket comes; it only shifts when the
-//     effect enters the base.
+//     effect enters the base. The post stays open until W passes the
+//     event's own bucket (up to the tail TTL ahead, see markCap), since its
+//     sidecar's INCRBY is in that bucket's tail key: closed earlier, the
+//     stored W would stay below it and reads would count the like twice
+//     once that bucket comes.
 //   - Open posts. The publisher keeps publishing a post until Redis is known
 //     to hold a publication that covers all of the post's consumed events:
 //     built from a database snapshot taken after they were committed, with a

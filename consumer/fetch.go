@@ -343,7 +343,7 @@ func (c *Consumer) afterCommit(b *batch, res applied, maxBucket int64) {
 		return
 	}
 	c.addUnfiltered(evs)
-	if !c.tr.add(b.Partition, b.From, b.End(), marks(evs, maxBucket)) {
+	if !c.tr.add(b.Partition, b.From, b.End(), marks(evs, markCap(c.cfg.Counts, maxBucket))) {
 		if from, ok := c.tr.overflowFrom(b.Partition); ok {
 			c.logLimited("overflow", "open posts at consume.open_max: tracking paused; will re-read the log from the first untracked offset",
 				zap.Int32("partition", b.Partition), zap.Int64("from", from))
@@ -407,7 +407,7 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) (s
 		return false, fmt.Errorf("partition %d: seek to %d for recovery: %w", p, from, err)
 	}
 	room := c.tr.room()
-	maxBucket := capBucket(c.cfg.Counts, c.now())
+	maxBucket := markCap(c.cfg.Counts, capBucket(c.cfg.Counts, c.now()))
 	idx := make(map[int64]int)
 	var pm []postMark
 	n := 0

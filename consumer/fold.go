@@ -140,9 +140,10 @@ func (f *fold) attribute(eff []int8, maxBucket int64) (deltas []store.PostDelta,
 	return deltas, effects[:n]
 }
 
-// postMark is the newest (capped) bucket of a post among a batch's events:
-// what the publisher must see the watermark pass before the post's count is
-// settled in Redis.
+// postMark is the newest bucket of a post among a batch's events (capped
+// by [markCap], not by the attribution cap: an event's tail increment is in
+// its own bucket): what the publisher must see the watermark pass before
+// the post's count is settled in Redis.
 type postMark struct {
 	Post   int64
 	Bucket int64

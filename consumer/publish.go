@@ -95,17 +95,46 @@ func (c *Consumer) publishChunk(ctx context.Context, posts []int64, seq uint64, 
 	// Some posts hold a newer publication (a newer version from another
 	// owner or a re-seed, or the same version with a later watermark). It
 	// settles a post if its version is at least this snapshot's; its own
-	// watermark says which buckets it covers.
+	// watermark says which buckets it covers. A post refused only for its
+	// watermark (Redis holds an older version with a later W: a re-seed at
+	// the newest applied bucket, or an owner whose clock ran ahead) is
+	// published again at the held watermark, so that W never moves back
+	// below effects that a publication has already settled.
 	held, err := readBases(ctx, c.rdb, posts)
 	if err != nil {
 		return err
 	}
+	raise := make(map[int64][]int64)
 	for i, p := range posts {
-		if b, ok := held[i]; ok && b.Version >= bases[i].Version {
+		b, ok := held[i]
+		switch {
+		case !ok:
+		case b.Version >= bases[i].Version:
 			ss = append(ss, settlement{Post: p, W: b.Watermark})
+		case b.Watermark > w:
+			raise[b.Watermark] = append(raise[b.Watermark], p)
 		}
 	}
 	c.tr.settle(seq, ss)
+	for hw, ps := range raise {
+		bs, err := c.db.Bases(ctx, ps, hw)
+		if err != nil {
+			return err
+		}
+		n, err := counts.Publish(ctx, c.rdb, c.cfg.Counts.BaseTTL, ps, bs)
+		if err != nil {
+			return err
+		}
+		c.m.published.Add(float64(n))
+		if n != len(ps) {
+			continue // moved again meanwhile: the next tick tries again
+		}
+		ss = ss[:0]
+		for _, p := range ps {
+			ss = append(ss, settlement{Post: p, W: hw})
+		}
+		c.tr.settle(seq, ss)
+	}
 	return nil
 }
 

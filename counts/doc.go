@@ -51,8 +51,14 @@
 // that lost the partition in a rebalance, and sidecars re-seeding after Redis
 // lost data. Each publication carries the post's row version from the
 // database (incremented by every consumer transaction that touches the post);
-// Redis keeps a publication only if its version is newer, or equal with a
-// watermark at least as new. So an older snapshot never overwrites a newer one.
+// Redis keeps a publication only if its version and its watermark are both at
+// least as new as the held one's. So an older snapshot never overwrites a
+// newer one, and a post's W never moves back: a newer version at a lower W
+// would leave out the effects between the two watermarks, which the held
+// publication may have settled (a re-seed at the newest applied bucket, an
+// owner whose clock ran ahead of the next owner's), with nobody left to
+// republish them. The consumer, refused for its watermark alone, publishes
+// again at the held one.
 //
 // # Re-seeding
 //

@@ -44,8 +44,9 @@ func ParseBase(s string) (Base, error) {
 }
 
 // publishScript stores ARGV[1..3] = version, watermark, count unless the key
-// holds a newer publication (higher version, or equal version and higher
-// watermark). ARGV[4] is the TTL in milliseconds. Returns 1 if stored.
+// holds a higher version or a higher watermark (a newer version with a lower
+// watermark is refused too: see the package doc). ARGV[4] is the TTL in
+// milliseconds. Returns 1 if stored.
 var publishScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 local v = tonumber(ARGV[1])
@@ -54,7 +55,7 @@ if cur then
   local cv, cw = string.match(cur, '^(%-?%d+) (%-?%d+) ')
   cv = tonumber(cv)
   cw = tonumber(cw)
-  if cv and cw and (v < cv or (v == cv and w < cw)) then
+  if cv and cw and (v < cv or w < cw) then
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
     return 0
   end

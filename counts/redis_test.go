@@ -55,3 +55,46 @@ func TestReadReportsAFailedShardBehindAMissingBase(t *testing.T) {
 		t.Fatalf("read with the tail shards failing: got %+v, nil, want an error", snap)
 	}
 }
+
+// TestPublishNeverMovesTheWatermarkBack: a newer version at a lower
+// watermark than the held publication's is refused, as an older version or
+// the same version at a lower watermark are; both newer, it is stored.
+func TestPublishNeverMovesTheWatermarkBack(t *testing.T) {
+	rdb := testenv.Redis(t).Client(t)
+	ctx := context.Background()
+	pub := func(b Base) int {
+		t.Helper()
+		n, err := Publish(ctx, rdb, time.Hour, []int64{7}, []Base{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	held := func() Base {
+		t.Helper()
+		s, err := rdb.Get(ctx, BaseKey(7)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ParseBase(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if pub(Base{Version: 1, Watermark: 100, Count: 1}) != 1 {
+		t.Fatal("first publication not stored")
+	}
+	for _, b := range []Base{
+		{Version: 0, Watermark: 200, Count: 9}, // older version
+		{Version: 1, Watermark: 99, Count: 9},  // same version, older W
+		{Version: 2, Watermark: 99, Count: 9},  // newer version, older W
+	} {
+		if pub(b) != 0 || held() != (Base{Version: 1, Watermark: 100, Count: 1}) {
+			t.Fatalf("publication %+v replaced the held (1, 100, 1): now %+v", b, held())
+		}
+	}
+	if pub(Base{Version: 2, Watermark: 100, Count: 2}) != 1 || held() != (Base{Version: 2, Watermark: 100, Count: 2}) {
+		t.Fatalf("newer version at the same W not stored: held %+v", held())
+	}
+}
