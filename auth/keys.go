@@ -84,7 +84,9 @@ func (k *keySet) keyfunc(token *jwt.Token) (any, error) {
 			}
 			name = s
 		}
-		if found, ok := k.byKID[name]; ok {
+		// Without a kid only a set of one key will do (package doc), even
+		// when one of several keys has no kid itself.
+		if found, ok := k.byKID[name]; ok && (present || len(k.byKID) == 1) {
 			v = &found
 		} else if !present && len(k.byKID) == 1 {
 			for _, only := range k.byKID {

@@ -237,3 +237,21 @@ func TestJWKSFileErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestJWKSTokenWithoutKidNeedsASingleKeySet: the package documentation says
+// a token without "kid" is accepted only when the set holds exactly one key.
+// A set of several keys, one of which has no kid, accepted a kid-less token
+// signed by that key.
+func TestJWKSTokenWithoutKidNeedsASingleKeySet(t *testing.T) {
+	c := newClock(t0)
+	ed := edKey(t)
+	p256 := ecKey(t, elliptic.P256())
+	a := newAuth(t, jwksConfig(t, jwkOf(t, ed.Public(), "", ""), jwkOf(t, &p256.PublicKey, "p256", "")), c)
+	if got, err := a.Authenticate("Bearer "+signToken(t, jwt.SigningMethodEdDSA, ed, "", claims("3")), ""); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("a token without kid against a set of 2 keys: got %d, %v, want %v", got, err, ErrInvalidCredentials)
+	}
+	// A kid naming the key still works.
+	if got, err := a.Authenticate("Bearer "+signToken(t, jwt.SigningMethodES256, p256, "p256", claims("4")), ""); err != nil || got != 4 {
+		t.Fatalf("a token with the kid of a key: got %d, %v, want 4, nil", got, err)
+	}
+}

@@ -38,6 +38,7 @@ var (
 // refused message costs no allocation.
 type grpcErrors struct {
 	missingPath, missingMethod, observability, unknown, secondHeaders error
+	internal                                                          error
 	requestBody, responseBody, requestTrailers, responseTrailers      error
 }
 
@@ -50,6 +51,7 @@ func newGRPCErrors() grpcErrors {
 	}
 	return grpcErrors{
 		missingPath:      status.Error(codes.InvalidArgument, ErrMissingPath.Error()),
+		internal:         status.Error(codes.Internal, "likes: internal error answering the request (logged)"),
 		missingMethod:    status.Error(codes.InvalidArgument, ErrMissingMethod.Error()),
 		observability:    status.Error(codes.FailedPrecondition, ErrObservabilityMode.Error()+": likes answers like requests itself; set observability_mode: false"),
 		unknown:          status.Error(codes.InvalidArgument, ErrUnknownRequest.Error()+": want request_headers (or response_headers)"),

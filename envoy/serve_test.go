@@ -109,3 +109,21 @@ func TestServeReportsAListenerFailure(t *testing.T) {
 		t.Fatal("got nil, want the accept error")
 	}
 }
+
+// TestServeReturnsNilWhenCtxEndsBeforeServing: a stop caused by ctx is nil
+// even when ctx ended before the gRPC server got to serve (a SIGTERM during
+// start-up); it was "grpc: the server has been stopped" nearly every time.
+func TestServeReturnsNilWhenCtxEndsBeforeServing(t *testing.T) {
+	for range 20 {
+		s := newTestServer(t, staticAPI{}, nil, nil)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Serve(ctx, ln); err != nil {
+			t.Fatalf("Serve with an ended ctx: got %v, want nil", err)
+		}
+	}
+}

@@ -131,7 +131,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		gs.Stop()
 		<-stopped
 	}
-	if err := <-errc; err != nil {
+	// ErrServerStopped: ctx ended before the goroutine above reached
+	// gs.Serve, so the stop came first; that is still a stop caused by ctx.
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("ext_proc serve %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -148,9 +150,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // until Envoy closes it; response_headers, if the filter sends them, get
 // CONTINUE as well. Everything else ends the stream with a gRPC status (see
 // the sentinel errors). Implements extprocv3.ExternalProcessorServer.
-func (s *Server) Process(ps extprocv3.ExternalProcessor_ProcessServer) error {
+//
+// A panic of the API (a bug in a deeper layer) ends only its stream, with
+// codes.Internal, as net/http recovers a handler's panic: gRPC does not, so
+// it would otherwise end the process, HTTP API included.
+func (s *Server) Process(ps extprocv3.ExternalProcessor_ProcessServer) (err error) {
 	st := s.streams.Get().(*stream)
-	defer s.streams.Put(st)
+	defer func() {
+		if p := recover(); p != nil {
+			// The stream's state may be half-written: do not pool it.
+			s.log.Error("ext_proc: panic answering a request", zap.Any("panic", p), zap.Stack("stack"))
+			err = s.errs.internal
+			s.metrics.refused(err)
+			return
+		}
+		s.streams.Put(st)
+	}()
 	st.sawRequestHeaders = false
 	s.metrics.streamOpened()
 	defer s.metrics.streamClosed()

@@ -6,8 +6,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/likes-sidecar/likes/proxy"
 )
@@ -235,3 +239,43 @@ func TestHeaderModeMatchesHTTP(t *testing.T) {
 }
 
 var _ API = (*proxy.API)(nil)
+
+// panicAPI is an API whose deeper layers panic on a like (a bug in the
+// authenticator, the duplicate check or the coalescer).
+type panicAPI struct{ staticAPI }
+
+func (panicAPI) Do(context.Context, *proxy.Request, *proxy.Response) {
+	panic("a deeper layer panicked")
+}
+
+// TestAPanicInTheAPIEndsOnlyItsStream: over HTTP, net/http recovers a panic
+// of the handler and the sidecar carries on (proxy.API.Do relies on it: it
+// releases its admission slot on a panic). gRPC does not recover panics of
+// a handler, so without a recover in Process one panicking like through
+// ext_proc kills the whole sidecar, HTTP API included. The stream must end
+// with an Internal status instead, and the server must keep serving.
+func TestAPanicInTheAPIEndsOnlyItsStream(t *testing.T) {
+	s := newTestServer(t, panicAPI{}, nil, NewMetrics(nil))
+	fs := newFakeStream(true, request(true, "POST", likePath(1), ""))
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Process let the panic through (%v): under gRPC that ends the process", p)
+			}
+		}()
+		err = s.Process(fs)
+	}()
+	if st, _ := status.FromError(err); st.Code() != codes.Internal {
+		t.Fatalf("got %v, want an Internal status", err)
+	}
+	if len(fs.sent) != 0 {
+		t.Fatalf("sent %v, want nothing", fs.sent)
+	}
+	// The server's pool and its other streams are unaffected.
+	s.api = staticAPI{}
+	fs = newFakeStream(true, request(true, "POST", likePath(1), ""))
+	if err := s.Process(fs); err != nil || strings.Join(fs.sent, ",") != "immediate" {
+		t.Fatalf("next stream: got %v, sent %v; want an immediate answer", err, fs.sent)
+	}
+}
