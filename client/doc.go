@@ -14,15 +14,17 @@
 //   - Every call is bounded: by the context's deadline if it has one, else
 //     by Config.Timeout. Cancelling the context aborts the request at once.
 //     A like whose call was abandoned may or may not have been recorded; a
-//     retry is safe (it answers [ErrAlreadyLiked] if the first one landed).
+//     retry is safe: it answers [ErrAlreadyLiked] once the sidecars know of
+//     the first one, and a retry that is accepted before that is absorbed
+//     by the consumer (one like, counted once).
 //   - The client never retries by itself: whether and when to retry an
 //     overloaded sidecar ([*OverloadError] carries the sidecar's Retry-After)
 //     or an unreachable one is the application's decision.
-//   - Errors are typed. Every non-200 answer is an [*Error] with the HTTP
-//     status and the API's machine-readable code; errors.Is matches it
+//   - Errors are typed. A non-200 answer other than 503 is an [*Error]
+//     with the HTTP status and the API's machine-readable code, and a 503 is
+//     an [*OverloadError] (code and Retry-After); errors.Is matches them
 //     against [ErrAlreadyLiked], [ErrNotLiked], [ErrUnauthorized],
-//     [ErrInvalidPost] and [ErrUnavailable], and errors.As extracts an
-//     [*OverloadError] from every 503. Transport failures are wrapped
+//     [ErrInvalidPost] and [ErrUnavailable]. Transport failures are wrapped
 //     *url.Error values (errors.Is(err, context.DeadlineExceeded) works).
 //   - Who the user is comes from [Credentials]: a bearer token
 //     ([Bearer], auth.mode=jwt) or a trusted header ([UserHeader],
