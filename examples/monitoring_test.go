@@ -221,6 +221,9 @@ func TestGrafanaDashboard(t *testing.T) {
 		"likes_pending_events", "likes_shed_total", // pending work, shed requests
 		"likes_consumer_lag", "likes_consumer_batch_records", "likes_consumer_transaction_seconds", // consumer
 		"likes_count_staleness_seconds",
+		// Likes answered through Envoy ext_proc never reach the HTTP
+		// metrics above: an Envoy deployment sees its traffic only here.
+		"likes_extproc_requests_total", "likes_extproc_request_seconds",
 	} {
 		if !used[m] {
 			t.Errorf("the dashboard does not show %s", m)
@@ -258,6 +261,27 @@ func TestPrometheusAlerts(t *testing.T) {
 		t.Fatal("no rule groups")
 	}
 	names := map[string]bool{}
+	var exprs []string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	// The like API's error rate is alerted on for both transports: ext_proc
+	// answers are counted only in likes_extproc_requests_total.
+	for _, m := range []string{"likes_http_requests_total", "likes_extproc_requests_total"} {
+		if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, m) }) {
+			t.Errorf("no alert uses %s", m)
+		}
+	}
+	// likes_dedup_shared_up is registered, at 0, also with
+	// dedup.shared_mode=off: an alert on it alone would fire forever on
+	// every pod that turned the shared filter off.
+	for _, e := range exprs {
+		if strings.Contains(e, "likes_dedup_shared_up") && !strings.Contains(e, "likes_dedup_shared_errors_total") {
+			t.Errorf("alert %q: likes_dedup_shared_up is 0 with dedup.shared_mode=off; require failing checks (likes_dedup_shared_errors_total) too", e)
+		}
+	}
 	for _, g := range f.Groups {
 		if g.Name == "" || len(g.Rules) == 0 {
 			t.Errorf("group %q: want a name and rules", g.Name)

@@ -558,6 +558,69 @@ func TestManifests(t *testing.T) {
 		})
 	}
 
+	for _, lc := range likesContainers(t, objs) {
+		if len(lc.c.Args) == 0 || lc.c.Args[0] != "serve" {
+			continue
+		}
+		cm := find(objs, "ConfigMap", "likes-config")
+		if cm == nil {
+			t.Fatal("no ConfigMap likes-config")
+		}
+		t.Run(lc.deploy+"/"+lc.c.Name+" bounds its PostgreSQL pool", func(t *testing.T) {
+			// Every app pod runs a sidecar, and each opens up to
+			// db.max_conns connections (0: pgx's default, max(4, CPUs of
+			// the node) without a CPU limit). Unbounded, a fleet of
+			// sidecars re-seeding counts after a Redis loss exhausts
+			// PostgreSQL's max_connections and locks out the consumer.
+			v := effectiveConfig(t, cm, "likes.yaml", lc.c)
+			if n := v.Int("db.max_conns"); n <= 0 || n > 16 {
+				t.Errorf("db.max_conns: got %d, want a small explicit pool (1..16) per sidecar: the fleet opens pods × db.max_conns connections", n)
+			}
+		})
+		t.Run(lc.deploy+"/"+lc.c.Name+" fits its memory bounds below GOMEMLIMIT", func(t *testing.T) {
+			v := effectiveConfig(t, cm, "likes.yaml", lc.c)
+			limit := 0
+			for _, e := range lc.c.Env {
+				if e.Name == "GOMEMLIMIT" {
+					limit = mebibytes(t, strings.TrimSuffix(e.Value, "B"))
+				}
+			}
+			if limit == 0 {
+				t.Fatal("no GOMEMLIMIT")
+			}
+			inFlight := v.Int("admission.max")
+			if inFlight == 0 {
+				t.Fatal("admission.max 0 (off): nothing bounds the writes in flight, so no memory limit is safe")
+			}
+			// Per-item costs of examples/k8s/README.md, "Memory". Tokens
+			// are assumed to be an identity provider's (RS256, ~1 KiB), not
+			// the 143-byte HS256 tokens of `likes token`.
+			const (
+				recentPair   = 130
+				tokenEntry   = 1024 + 70
+				countEntry   = 150
+				pendingEvent = 150
+				request      = 24 << 10 // goroutine stack, connection buffers, request state
+			)
+			parts := map[string]int{
+				"dedup.recent_max":      v.Int("dedup.recent_max") * recentPair,
+				"auth.cache_size":       v.Int("auth.cache_size") * tokenEntry,
+				"read.cache_max":        v.Int("read.cache_max") * countEntry,
+				"coalesce.max_pending":  v.Int("coalesce.max_pending") * pendingEvent,
+				"dedup.local_max_bytes": v.Int("dedup.local_max_bytes"),
+				"admission.max":         inFlight * request,
+			}
+			total := 0
+			for _, b := range parts {
+				total += b
+			}
+			// Leave the collector a tenth of GOMEMLIMIT to work in.
+			if mib := total >> 20; mib > limit*9/10 {
+				t.Errorf("the bounded structures take up to %d MiB (%v bytes), want at most 90%% of GOMEMLIMIT %d MiB: lower them or raise GOMEMLIMIT and the memory limit", mib, parts, limit)
+			}
+		})
+	}
+
 	t.Run("the app pod runs likes as a native sidecar and calls it on localhost", func(t *testing.T) {
 		web := find(objs, "Deployment", "web")
 		if web == nil {
