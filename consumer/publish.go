@@ -74,24 +74,16 @@ func (c *Consumer) publish(ctx context.Context, all bool) {
 func (c *Consumer) publishChunk(ctx context.Context, posts []int64, seq uint64, w int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	bases, err := c.db.Bases(ctx, posts, w)
+	bases, stored, err := c.publishAt(ctx, posts, w)
 	if err != nil {
 		return err
 	}
-	stored, err := counts.Publish(ctx, c.rdb, c.cfg.Counts.BaseTTL, posts, bases)
-	if err != nil {
-		return err
-	}
-	c.m.published.Add(float64(stored))
-	ss := make([]settlement, 0, len(posts))
 	if stored == len(posts) {
 		// Redis holds exactly (version, w) of this snapshot for each post.
-		for _, p := range posts {
-			ss = append(ss, settlement{Post: p, W: w})
-		}
-		c.tr.settle(seq, ss)
+		c.settleAt(seq, posts, w)
 		return nil
 	}
+	ss := make([]settlement, 0, len(posts))
 	// Some posts hold a newer publication (a newer version from another
 	// owner or a re-seed, or the same version with a later watermark). It
 	// settles a post if its version is at least this snapshot's; its own
@@ -117,25 +109,39 @@ func (c *Consumer) publishChunk(ctx context.Context, posts []int64, seq uint64, 
 	}
 	c.tr.settle(seq, ss)
 	for hw, ps := range raise {
-		bs, err := c.db.Bases(ctx, ps, hw)
+		_, n, err := c.publishAt(ctx, ps, hw)
 		if err != nil {
 			return err
 		}
-		n, err := counts.Publish(ctx, c.rdb, c.cfg.Counts.BaseTTL, ps, bs)
-		if err != nil {
-			return err
-		}
-		c.m.published.Add(float64(n))
-		if n != len(ps) {
-			continue // moved again meanwhile: the next tick tries again
-		}
-		ss = ss[:0]
-		for _, p := range ps {
-			ss = append(ss, settlement{Post: p, W: hw})
-		}
-		c.tr.settle(seq, ss)
+		if n == len(ps) {
+			c.settleAt(seq, ps, hw)
+		} // else moved again meanwhile: the next tick tries again
 	}
 	return nil
+}
+
+// publishAt publishes the posts' bases at watermark w, read from one
+// database snapshot, and returns them and how many Redis stored.
+func (c *Consumer) publishAt(ctx context.Context, posts []int64, w int64) ([]counts.Base, int, error) {
+	bases, err := c.db.Bases(ctx, posts, w)
+	if err != nil {
+		return nil, 0, err
+	}
+	stored, err := counts.Publish(ctx, c.rdb, c.cfg.Counts.BaseTTL, posts, bases)
+	if err != nil {
+		return nil, 0, err
+	}
+	c.m.published.Add(float64(stored))
+	return bases, stored, nil
+}
+
+// settleAt settles every post of posts at watermark w for snapshot seq.
+func (c *Consumer) settleAt(seq uint64, posts []int64, w int64) {
+	ss := make([]settlement, 0, len(posts))
+	for _, p := range posts {
+		ss = append(ss, settlement{Post: p, W: w})
+	}
+	c.tr.settle(seq, ss)
 }
 
 // readBases reads the stored bases of posts in one pipeline; a missing or

@@ -43,6 +43,23 @@ func (e *env) sendEvent(id string, op event.Op, post, user, bucket int64, tail b
 	}
 }
 
+// checkConverged fails the test unless the post has rows likes in the
+// database and its count read at now is the same.
+func (e *env) checkConverged(post int64, now time.Time, rows int64) {
+	e.t.Helper()
+	n, err := e.db.CountLikes(context.Background(), post)
+	if err != nil || n != rows {
+		e.t.Fatalf("database: %d rows (%v), want %d", n, err, rows)
+	}
+	s, err := counts.Read(context.Background(), e.rdb, e.cfg.Counts, post, now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if s.Count() != rows {
+		e.t.Fatalf("after convergence the count is %d (base %+v, tail %d), want %d = rows", s.Count(), s.Base, s.Tail, rows)
+	}
+}
+
 func (e *env) waitClosed(r *runner) {
 	e.t.Helper()
 	testenv.Eventually(e.t, convergeBound, func() error {
@@ -105,17 +122,7 @@ func TestReseedAboveTheWatermarkThenALateEventKeepsEveryAppliedLike(t *testing.T
 	e.waitClosed(r)
 	time.Sleep(300 * time.Millisecond)
 
-	rows, err := e.db.CountLikes(context.Background(), post)
-	if err != nil || rows != 2 {
-		t.Fatalf("database: %d rows (%v), want 2", rows, err)
-	}
-	s, err := counts.Read(context.Background(), e.rdb, e.cfg.Counts, post, clk.now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Count() != 2 {
-		t.Fatalf("after convergence the count is %d (base %+v, tail %d), want 2 = rows", s.Count(), s.Base, s.Tail)
-	}
+	e.checkConverged(post, clk.now(), 2)
 }
 
 // TestCappedBucketIsNotCountedTwice: a sidecar whose clock runs 4s ahead
@@ -144,13 +151,7 @@ func TestCappedBucketIsNotCountedTwice(t *testing.T) {
 	e.waitClosed(r)
 	time.Sleep(300 * time.Millisecond)
 
-	s, err := counts.Read(context.Background(), e.rdb, e.cfg.Counts, post, clk.now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Count() != 1 {
-		t.Fatalf("after convergence the count is %d (base %+v, tail %d), want 1 = rows", s.Count(), s.Base, s.Tail)
-	}
+	e.checkConverged(post, clk.now(), 1)
 }
 
 // TestNewOwnerWithAnEarlierClockDoesNotDropASettledLike: consumer A's clock
@@ -186,11 +187,5 @@ func TestNewOwnerWithAnEarlierClockDoesNotDropASettledLike(t *testing.T) {
 	clkB.set(n0.Add(time.Second)) // W = T+8, past every bucket consumed
 	time.Sleep(300 * time.Millisecond)
 
-	s, err := counts.Read(context.Background(), e.rdb, e.cfg.Counts, post, clkB.now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Count() != 2 {
-		t.Fatalf("after convergence the count is %d (base %+v, tail %d), want 2 = rows", s.Count(), s.Base, s.Tail)
-	}
+	e.checkConverged(post, clkB.now(), 2)
 }

@@ -28,18 +28,11 @@ var bloomModuleSource []byte
 // with a per-item error, as a filter that cannot grow does.
 func RedisWithBloom(t testing.TB, moduleArgs ...string) *RedisServer {
 	t.Helper()
-	builds.mu.Lock()
-	e, ok := builds.m[bloomModuleKey]
-	if !ok {
-		e = &buildEntry{}
-		builds.m[bloomModuleKey] = e
+	path, err := cachedBuild(bloomModuleKey, buildBloomModule)
+	if err != nil {
+		t.Fatalf("testenv: build the bloom module: %v", err)
 	}
-	builds.mu.Unlock()
-	e.once.Do(func() { e.path, e.err = buildBloomModule() })
-	if e.err != nil {
-		t.Fatalf("testenv: build the bloom module: %v", e.err)
-	}
-	args := append([]string{"--loadmodule", e.path}, moduleArgs...)
+	args := append([]string{"--loadmodule", path}, moduleArgs...)
 	return startRedis(t, newRedisServer(t, args))
 }
 

@@ -50,18 +50,25 @@ type buildEntry struct {
 // Safe for concurrent use.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
+	path, err := cachedBuild(pkg, func() (string, error) { return build(pkg) })
+	if err != nil {
+		t.Fatalf("testenv: build %s: %v", pkg, err)
+	}
+	return path
+}
+
+// cachedBuild runs build once per test process for key and returns its
+// result, the same to every caller.
+func cachedBuild(key string, build func() (string, error)) (string, error) {
 	builds.mu.Lock()
-	e, ok := builds.m[pkg]
+	e, ok := builds.m[key]
 	if !ok {
 		e = &buildEntry{}
-		builds.m[pkg] = e
+		builds.m[key] = e
 	}
 	builds.mu.Unlock()
-	e.once.Do(func() { e.path, e.err = build(pkg) })
-	if e.err != nil {
-		t.Fatalf("testenv: build %s: %v", pkg, e.err)
-	}
-	return e.path
+	e.once.Do(func() { e.path, e.err = build() })
+	return e.path, e.err
 }
 
 func build(pkg string) (string, error) {
