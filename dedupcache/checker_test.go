@@ -406,10 +406,9 @@ func TestRecentSetFifoIsBoundedByRecentMax(t *testing.T) {
 
 // TestLookupDeadlineKeepsTheContextError: a write whose deadline
 // (write.timeout) expires while it waits for the batched lookup gets
-// ErrUnavailable, and the error must still say that it ran out of time, so
-// that admission control counts it as dropped (proxy.admissionOutcome
-// checks context.DeadlineExceeded) instead of a completed write whose
-// latency is a sample and which raises the goodput floor.
+// ErrUnavailable, and the error still says that it ran out of time
+// (errors.Is context.DeadlineExceeded), for callers and logs; it used to be
+// flattened into text.
 func TestLookupDeadlineKeepsTheContextError(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
