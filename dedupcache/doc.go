@@ -73,7 +73,19 @@
 // filter when it writes its queued adds (about 2 s after Redis returns) or
 // when the consumer has applied them (they are marked unfiltered), while
 // another sidecar that reaches Redis sooner still trusts that post's
-// filter. Sending the unlikes of trusted posts to the database during the
+// filter. Four: a failover to a replica that missed the last writes
+// (asynchronous replication) rolls a shard key back with its trusted flag
+// set; nothing notices, and the pairs added after the replica's copy are
+// missing until the key expires (dedup.shared_ttl after its last write).
+// Tying the flag to the master's replication id, or WAIT on adds, would
+// close it; neither is done. Five: sidecars running different layouts
+// (dedup.fp_rate, dedup.shared_capacity or dedup.shared_shards) at once, as
+// in a rolling change: an add into a key of the other layout clears that
+// key's trust, so its owners verify it again against the database, which may
+// not show the like yet; and two layouts whose 16-bit layout ids collide
+// (dedup.shared_capacity 9384 and 9520 at 8 shards and 1% do) read each
+// other's keys at the wrong bits. Change these settings on every sidecar at
+// once, with the old keys deleted or expired. Sending the unlikes of trusted posts to the database during the
 // hold-off closes this window, but it was tried and not kept: in the fault
 // rig's Redis scenario (a master lost) 7–11% of a sidecar's writes then
 // timed out in full test runs, against 5–6% without it. In any of these

@@ -403,8 +403,12 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 	var lastErr error
 	var unverified []int64
 	var refusedPosts map[int64]bool
+	callFailed := false
 	for _, c := range calls {
 		c.status, c.answers, c.err = decodeReply(c.cmd, len(c.idx))
+		if c.err != nil {
+			callFailed = true
+		}
 		if c.err == nil && strings.IndexByte(c.answers, 'e') >= 0 {
 			if refusedPosts == nil {
 				refusedPosts = map[int64]bool{}
@@ -420,6 +424,13 @@ func (s *Shared) run(ctx context.Context, qs []sharedQ, res []sharedA) {
 		if c.err == nil && (c.status == statusUnverified || c.status == statusMissing) && !refusedPosts[c.post] {
 			unverified = append(unverified, c.post)
 		}
+	}
+	if callFailed {
+		// A call of this round trip failed: its likes are accepted through
+		// the authoritative check and only queued for the filter, so this
+		// round trip must trust no post newly (the hold-off starts now, not
+		// after verifyNow; s.failed below records the failure again).
+		s.lastFailed.Store(time.Now().UnixNano())
 	}
 	trusted := s.verifyNow(ctx, unverified)
 	refused := errors.New("shared filter refused the pair (bloom module limit?)")

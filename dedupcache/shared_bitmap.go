@@ -186,7 +186,14 @@ local key = KEYS[1]
 local fmt = string.format
 local hdr = redis.call('BITFIELD', key, 'GET', 'u8', '#0', 'GET', 'u8', '#1', 'GET', 'u16', '#1', 'GET', 'u32', '#1')
 local trusted, L, gid, n = hdr[1], hdr[2], hdr[3], hdr[4]
-if (L > 0 and gid ~= GID) or L > NL then return {2, ''} end
+if (L > 0 and gid ~= GID) or L > NL then
+  -- A key of another layout cannot take this pair, which the caller will
+  -- accept through the authoritative check: the sidecars of that layout
+  -- must not go on trusting the key, or they would answer "never added"
+  -- for it.
+  if ARGV[1] == 'a' and trusted ~= 0 then redis.call('BITFIELD', key, 'SET', 'u8', '#0', 0) end
+  return {2, ''}
+end
 local data = ARGV[3]
 local items = math.floor(#data / 8)
 local function item(x)

@@ -2,10 +2,12 @@ package dedupcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -732,5 +734,111 @@ func TestDirtiedPostStaysDistrustedWhenVerifiedIsFull(t *testing.T) {
 	}
 	if a == NotSeen {
 		t.Fatalf("a pair of a post whose adds were dropped: got NotSeen (filter trusted) within the 10×verifyRetry hold, want Unverified")
+	}
+}
+
+// A sidecar configured with another layout (a rolling change of
+// dedup.fp_rate, say) answers MaybeSeen for a key it cannot read, and the
+// checker takes that as a successful test-and-add: the like is accepted
+// through the database and never queued. The sidecars that own the key's
+// layout keep trusting it, so they must not answer "never added" for that
+// pair afterwards.
+func TestForeignLayoutAddIsNotMissedByTheOwningLayout(t *testing.T) {
+	rdb := testenv.Redis(t).Client(t)
+	ctx := context.Background()
+	const post = 9601
+	pc := &postCounts{}
+	a := newTestShared(t, rdb, testSharedConfig(), pc.postLikes, nil)
+	cfg := testSharedConfig()
+	cfg.FPRate = 0.001
+	b := newTestShared(t, rdb, cfg, pc.postLikes, nil)
+	a.TestAndAdd(ctx, post, 0)
+	waitTrusted(t, a, post)
+	for u := int64(1); u < 20; u++ {
+		got, err := b.TestAndAdd(ctx, post, u)
+		if err != nil || got == NotSeen {
+			t.Fatalf("user %d through the other layout: got %v, %v", u, got, err)
+		}
+		// MaybeSeen, nil: the checker asks the database, accepts the like
+		// and considers the pair added (filterVerdict.sharedAdded).
+	}
+	pc.set(post, 20) // the accepted likes reached the database
+	for u := int64(1); u < 20; u++ {
+		if got, err := a.Test(ctx, post, u); err == nil && got == NotSeen {
+			t.Fatalf("unlike of user %d (liked through the other layout) through the owning layout: got NotSeen (a 404 with no lookup), want MaybeSeen or Unverified", u)
+		}
+	}
+}
+
+// failOnceHook fails the first script call on key in a pipeline, as a
+// cluster node that drops one connection or answers one call with an error
+// would, while the rest of the pipeline succeeds.
+type failOnceHook struct {
+	key   string
+	armed atomic.Bool
+}
+
+func (h *failOnceHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *failOnceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *failOnceHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		keep := cmds[:0:0]
+		var injected error
+		for _, c := range cmds {
+			args := c.Args()
+			if len(args) >= 4 && (args[0] == "evalsha" || args[0] == "eval") && args[3] == h.key && h.armed.CompareAndSwap(true, false) {
+				injected = errors.New("read tcp: i/o timeout (injected)")
+				c.SetErr(injected)
+				continue
+			}
+			keep = append(keep, c)
+		}
+		err := next(ctx, keep)
+		if err == nil {
+			err = injected
+		}
+		return err
+	}
+}
+
+// A round trip in which one shard's test-and-add failed (the checker then
+// accepts the like through the database and only queues the pair) must not
+// newly trust that post: the hold-off exists for exactly that (the refused
+// pairs of the bloom module are excluded the same way), but the failure is
+// recorded only after verifyNow ran.
+func TestRoundTripWithAFailedCallDoesNotTrustItsPost(t *testing.T) {
+	srv := testenv.Redis(t)
+	ctx := context.Background()
+	const post = 9602
+	cfg := testSharedConfig()
+	u1 := int64(1)
+	u2 := int64(2)
+	for shardOf(u2, cfg.Shards) == shardOf(u1, cfg.Shards) {
+		u2++
+	}
+	h := &failOnceHook{key: string(appendBitmapKey(nil, post, shardOf(u1, cfg.Shards)))}
+	ra := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = ra.Close() })
+	ra.AddHook(h)
+	pc := &postCounts{}
+	a := newTestShared(t, ra, cfg, pc.postLikes, nil)
+	b := newTestShared(t, srv.Client(t), cfg, pc.postLikes, nil)
+
+	h.armed.Store(true)
+	qs := []sharedQ{{post: post, user: u1, add: true}, {post: post, user: u2}}
+	res := make([]sharedA, len(qs))
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	a.run(rctx, qs, res)
+	cancel()
+	if res[0].err == nil {
+		t.Fatal("the injected failure did not reach the like's answer")
+	}
+	// The checker accepts u1's like through the database and queues the
+	// pair (Shared.Add); until the queue is written the filter misses it.
+	// The like reaches the database.
+	pc.set(post, 1)
+	got, err := b.Test(ctx, post, u1)
+	if err == nil && got == NotSeen {
+		t.Fatal("unlike of the accepted like through another sidecar: got NotSeen (404 with no lookup): the round trip that failed to add it trusted its post")
 	}
 }
