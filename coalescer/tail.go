@@ -49,9 +49,12 @@ func (l *local) addAcked(sums map[pb]int64, now time.Time) {
 }
 
 // Totals returns the sum of this sidecar's acknowledged deltas for post and
-// the part of it already written to Redis. A reader that snapshots flushed
-// before reading Redis value R can show R + acked − flushed-at-snapshot and
-// so always include its own sidecar's acknowledged likes. Reading marks the
+// the part of it already written to Redis or being written (a write that
+// fails is taken out again). A reader that snapshots flushed before and
+// after reading Redis value R, and finds them equal, can show
+// R + acked − flushed and so include its own sidecar's acknowledged likes
+// once (a write in flight during the read may make it under-count them
+// until its next read, never count them twice). Reading marks the
 // post as recently used so its totals are kept. Safe for concurrent use.
 func (c *Coalescer) Totals(post int64) (acked, flushed int64) {
 	l := &c.local
@@ -114,6 +117,17 @@ func (c *Coalescer) flushTail(ctx context.Context) (left int, err error) {
 		shard := int((w + uint64(key.post)) % k)
 		deltas = append(deltas, counts.Delta{Post: key.post, Bucket: key.bucket, Shard: shard, N: n})
 	}
+	// A delta counts as flushed from before its INCRBY is sent until it is
+	// known to have failed: a reader whose Redis read saw the INCRBY land
+	// must also see it in flushed (see Totals), or it would count the delta
+	// twice, once in Redis and once as unwritten.
+	l.mu.Lock()
+	for _, d := range deltas {
+		if t := l.posts[d.Post]; t != nil {
+			t.flushed += d.N
+		}
+	}
+	l.mu.Unlock()
 	start := c.now()
 	failed, err := c.deps.Tail(ctx, deltas)
 	if m := c.deps.Metrics; m != nil {
@@ -131,12 +145,9 @@ func (c *Coalescer) flushTail(ctx context.Context) (left int, err error) {
 	for key, n := range failedSet {
 		l.sums[key] += n
 	}
-	for _, d := range deltas {
-		if _, bad := failedSet[pb{d.Post, d.Bucket}]; bad {
-			continue
-		}
+	for _, d := range failed {
 		if t := l.posts[d.Post]; t != nil {
-			t.flushed += d.N
+			t.flushed -= d.N
 		}
 	}
 	c.pruneLocked()

@@ -100,8 +100,10 @@ func (a *API) Count(ctx context.Context, post int64) (int64, error) {
 		e.mu.Unlock()
 		return a.withLocal(post, v, f), nil
 	}
-	if e.valid && (e.loading != nil || now.Before(e.expires.Add(a.cfg.CacheTTL))) {
-		// Serve the stale value; make sure one refresh is under way.
+	if e.valid && now.Before(e.expires.Add(a.cfg.CacheTTL)) {
+		// Serve the stale value; make sure one refresh is under way. Past
+		// this window a reader waits for the load under way, even one
+		// started by another reader: the value may be arbitrarily old.
 		v, f := e.value, e.flushed
 		if e.loading == nil {
 			ch := make(chan struct{})
