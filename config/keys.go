@@ -47,6 +47,7 @@ var Keys = []Key{
 	{"http.max_header_bytes", Int, "16384", "", false, "largest request header block accepted, at least 1024 (431 beyond; Go's HTTP server lets up to 4 KiB more through)"},
 	{"http.read_header_timeout", Duration, "5s", "", false, "time a client has to send its request headers; slower connections are closed"},
 	{"admin.listen", String, "", "admin-listen", false, "optional separate address for /metrics, /healthz, /readyz"},
+	{"admin.pprof", Bool, "true", "", false, "serve the Go profiler under /debug/pprof/ on admin.listen (never on the API listener); turn it off where the admin port is reachable by others"},
 	{"extproc.listen", String, "", "extproc-listen", false, "address of the Envoy ext_proc gRPC server (empty: off); see examples/envoy"},
 	{"extproc.max_concurrent_streams", Int, "1024", "", false, "HTTP/2 streams per Envoy connection (one per like request in flight); at the limit Envoy opens another connection"},
 	{"extproc.keepalive_time", Duration, "30s", "", false, "ping an idle ext_proc connection after this, to drop a vanished Envoy"},

@@ -1,14 +1,17 @@
 package sidecar
 
 import (
-	"testing"
-
 	"context"
-	"github.com/likes-sidecar/likes/config"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"strings"
-	"time"
+
+	"github.com/likes-sidecar/likes/config"
 )
 
 // TestAutomaticShardCounts: 0 means one key per post on a single Redis and
@@ -73,5 +76,27 @@ func TestBuildRejectsNonsenseServerKeys(t *testing.T) {
 				t.Fatalf("%s = %v: got %v, want an error naming the key", tc.key, tc.val, err)
 			}
 		})
+	}
+}
+
+// TestAdminServesThePprofProfilerUnlessTurnedOff: the admin listener serves
+// /debug/pprof/ by default and not with admin.pprof=false, for admin ports
+// that others can reach; the probes and metrics are served either way.
+func TestAdminServesThePprofProfilerUnlessTurnedOff(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		v, err := config.Load(nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Set("admin.pprof", on)
+		p := &Parts{Values: v, Registry: prometheus.NewRegistry()}
+		h := p.adminHandler(&Probe{})
+		for path, want := range map[string]int{"/debug/pprof/": map[bool]int{true: 200, false: 404}[on], "/healthz": 200, "/metrics": 200} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			if rec.Code != want {
+				t.Errorf("admin.pprof=%v, GET %s: got %d, want %d", on, path, rec.Code, want)
+			}
+		}
 	}
 }

@@ -65,8 +65,18 @@ func (p *Parts) Handlers(probe *Probe) *http.ServeMux {
 	return mux
 }
 
-// withPprof adds the runtime profiler under /debug/pprof/. It is mounted only
-// on the separate admin listener (admin.listen), never on the API listener.
+// adminHandler is what the separate admin listener (admin.listen) serves:
+// the Handlers, and the runtime profiler under /debug/pprof/ unless
+// admin.pprof is off. The profiler is never mounted on the API listener.
+func (p *Parts) adminHandler(probe *Probe) http.Handler {
+	mux := p.Handlers(probe)
+	if p.Values.Bool("admin.pprof") {
+		withPprof(mux)
+	}
+	return mux
+}
+
+// withPprof adds the runtime profiler under /debug/pprof/.
 func withPprof(mux *http.ServeMux) *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -130,7 +140,7 @@ func (p *Parts) Serve(ctx context.Context, apiLn, adminLn net.Listener, probe *P
 	servers := []*http.Server{p.newServer(api)}
 	listeners := []net.Listener{apiLn}
 	if adminLn != nil {
-		servers = append(servers, p.newServer(withPprof(admin)))
+		servers = append(servers, p.newServer(p.adminHandler(probe)))
 		listeners = append(listeners, adminLn)
 	}
 	errc := make(chan error, len(servers)+1)
