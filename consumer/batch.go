@@ -105,7 +105,8 @@ func capBucket(cfg counts.Config, now time.Time) int64 {
 // sidecar's INCRBY sits in the tail key of its own bucket, which every read
 // counts once that bucket is in its window and above the stored W: the post
 // must stay open, and W keep advancing, until W passes the event's own
-// bucket, or the like is counted twice for good. Beyond the tail TTL (and
+// bucket, or the like is counted twice while that bucket is in the read
+// window. Beyond the tail TTL (and
 // the read window) from now, that key has expired before any read sees it.
 func markCap(cfg counts.Config, maxBucket int64) int64 {
 	return maxBucket + int64(cfg.TailTTL/cfg.Bucket) + 1

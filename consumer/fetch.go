@@ -407,7 +407,7 @@ func (c *Consumer) recoverRange(ctx context.Context, p int32, from, to int64) (s
 		return false, fmt.Errorf("partition %d: seek to %d for recovery: %w", p, from, err)
 	}
 	room := c.tr.room()
-	maxBucket := markCap(c.cfg.Counts, capBucket(c.cfg.Counts, c.now()))
+	markMax := markCap(c.cfg.Counts, capBucket(c.cfg.Counts, c.now()))
 	idx := make(map[int64]int)
 	var pm []postMark
 	n := 0
@@ -449,7 +449,7 @@ read:
 		rec := decodeRecord(m.Offset, m.Value)
 		if rec.Skip == "" {
 			e := rec.Event
-			b := min(e.Bucket, maxBucket)
+			b := min(e.Bucket, markMax)
 			if i, ok := idx[e.PostID]; ok {
 				pm[i].Bucket = max(pm[i].Bucket, b)
 			} else {
