@@ -47,16 +47,8 @@ func TestCountIdlePostConcurrentReaderIsNotServedAncientValue(t *testing.T) {
 		}
 		return nil
 	})
-	second := make(chan int64, 1)
-	go func() {
-		n, _ := a.Count(context.Background(), 1)
-		second <- n
-	}()
-	select {
-	case n := <-second:
-		t.Fatalf("a second reader of a post idle for an hour got %d at once (the hour-old cached count) instead of waiting for the load under way", n)
-	case <-time.After(50 * time.Millisecond):
-	}
+	second := countAsync(context.Background(), a, 1)
+	mustWait(t, second, "a second reader of a post idle for an hour got %d at once (the hour-old cached count) instead of waiting for the load under way")
 	c.release <- struct{}{}
 	if n := <-first; n != 5000 {
 		t.Fatalf("first reader: got %d, want 5000", n)
@@ -131,3 +123,23 @@ func TestCountDuringATailFlushDoesNotCountOwnLikeTwice(t *testing.T) {
 }
 
 // failableCounter is redisCounter whose reads can be made to fail.
+
+// countAsync reads post's count in a goroutine; the channel gets the answer.
+func countAsync(ctx context.Context, a *API, post int64) chan int64 {
+	ch := make(chan int64, 1)
+	go func() {
+		n, _ := a.Count(ctx, post)
+		ch <- n
+	}()
+	return ch
+}
+
+// mustWait fails the test if ch answers within 50 ms; format gets the answer.
+func mustWait(t *testing.T, ch chan int64, format string) {
+	t.Helper()
+	select {
+	case n := <-ch:
+		t.Fatalf(format, n)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
